@@ -17,14 +17,17 @@ from bce_gan.data import DATASET_NAMES, DatasetNotPreparedError, load_dataset, p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bce_gan.data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bce_gan.data", description=__doc__.split("\n")[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     prepare = commands.add_parser("prepare-digits", help="prepare the sklearn_digits TFDS dataset")
-    prepare.add_argument("--data_dir", default=None, help="TFDS data dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)")
-    show = commands.add_parser("show", help="load a dataset and print its shape, range and settings")
+    data_dir_help = "TFDS data dir (default: $TFDS_DATA_DIR, else ~/tensorflow_datasets)"
+    prepare.add_argument("--data_dir", default=None, help=data_dir_help)
+    show = commands.add_parser("show", help="load a dataset, print its shape, range, settings")
     show.add_argument("name", choices=DATASET_NAMES)
     show.add_argument("--split", default="train")
-    show.add_argument("--data_dir", default=None)
+    show.add_argument("--data_dir", default=None, help=data_dir_help)
     args = parser.parse_args(argv)
 
     if args.command == "prepare-digits":
@@ -37,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     info = {k: v for k, v in ds.info.items() if k != "modes"}
     print(
-        f"{ds.name}[{ds.split}]: x {ds.x.shape} {ds.x.dtype} in [{ds.x.min():.3g}, {ds.x.max():.3g}], "
-        f"value_range={ds.value_range}, num_classes={ds.num_classes}, info={json.dumps(info)}"
+        f"{ds.name}[{ds.split}]: x {ds.x.shape} {ds.x.dtype} "
+        f"in [{ds.x.min():.3g}, {ds.x.max():.3g}], value_range={ds.value_range}, "
+        f"num_classes={ds.num_classes}, info={json.dumps(info)}"
     )
     return 0
 

@@ -16,6 +16,8 @@ Importing this module imports ``tensorflow_datasets`` and registers the builder 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -89,7 +91,7 @@ def prepare_digits(data_dir: str | None = None) -> str:
     Returns:
         The prepared dataset's directory, ``<data_dir>/sklearn_digits/<version>``.
     """
-    data_dir = data_dir or default_data_dir()
+    data_dir = os.path.expanduser(os.fspath(data_dir)) if data_dir else default_data_dir()
     builder = SklearnDigits(data_dir=data_dir)
     if not builder.is_prepared():
         try:

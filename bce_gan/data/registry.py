@@ -1,20 +1,19 @@
 """The dataset registry: a name -> a :class:`Dataset` of NumPy arrays in memory.
 
-=================  =========  ===========  =======  ==============================================
-name               shape      classes      splits   source
-=================  =========  ===========  =======  ==============================================
-``ring8``          (2,)       8 modes      train,   2-D Gaussian mixture sampled with JAX
-``grid25``         (2,)       25 modes     test     (PacGAN settings; see ``mixtures.py``)
-``digits``         (8, 8, 1)  10           train,   scikit-learn's digits via the embedded TFDS
-                                           test     builder ``sklearn_digits`` (prepared offline)
-``mnist``          (28,28,1)  10           train,   TFDS (array_record, prepared beforehand)
-``fashion_mnist``  (28,28,1)  10           test     TFDS
-``cifar10``        (32,32,3)  10                    TFDS
-=================  =========  ===========  =======  ==============================================
+* ``ring8``: 2-D, 8 modes on a circle; ``grid25``: 2-D, 25 modes on a 5 x 5 grid. Gaussian
+  mixtures sampled with JAX in the PacGAN setting (see :mod:`bce_gan.data.mixtures`); shape
+  ``(2,)``, labels = the index of each sample's mode.
+* ``digits``: scikit-learn's 8 x 8 digits, shape ``(8, 8, 1)``, 10 classes, 1,497 train / 300
+  test, through the embedded TFDS builder ``sklearn_digits`` (prepared offline on first use;
+  see :mod:`bce_gan.data.digits`).
+* ``mnist``, ``fashion_mnist`` (``(28, 28, 1)``) and ``cifar10`` (``(32, 32, 3)``), 10 classes:
+  TFDS datasets read with ``tfds.data_source`` from array_record files that must have been
+  prepared beforehand (:class:`DatasetNotPreparedError` says how).
 
-Image splits also accept TFDS slices (``"train[:90%]"``, ``"train[-5000:]"``). Images are float32
-rescaled to ``value_range``; mixtures keep raw coordinates. Loading the same arrays twice in a
-process reuses them (see :func:`clear_cache`).
+All have the splits ``train`` and ``test``; image splits also accept TFDS slices
+(``"train[:90%]"``, ``"train[-5000:]"``). Images are float32 rescaled to ``value_range``; mixtures
+keep raw coordinates. Loading the same arrays twice in a process reuses them (see
+:func:`clear_cache`); the caller always gets arrays of its own.
 
 Importing this module does not import ``tensorflow_datasets`` (nor TensorFlow, ever).
 """

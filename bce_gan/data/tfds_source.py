@@ -15,7 +15,13 @@ import os
 
 import numpy as np
 
-__all__ = ["DatasetNotPreparedError", "clear_tfds_cache", "default_data_dir", "prepare_command", "read_tfds"]
+__all__ = [
+    "DatasetNotPreparedError",
+    "clear_tfds_cache",
+    "default_data_dir",
+    "prepare_command",
+    "read_tfds",
+]
 
 # Examples fetched per `__getitems__` call.
 _CHUNK = 4096
@@ -30,7 +36,7 @@ class DatasetNotPreparedError(RuntimeError):
 
 
 def default_data_dir() -> str:
-    """The TFDS data dir used when none is given: ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``.
+    """The default TFDS data dir: ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``.
 
     Read at call time (TFDS itself reads the variable once, at import).
     """
@@ -40,7 +46,7 @@ def default_data_dir() -> str:
 
 
 def prepare_command(tfds_name: str, data_dir: str) -> str:
-    """The shell command that downloads and prepares ``tfds_name`` into ``data_dir`` (array_record)."""
+    """The command that downloads and prepares ``tfds_name`` as array_record in ``data_dir``."""
     return (
         "pip install 'bce_gan[tf]' && python -c \"import tensorflow_datasets as tfds; "
         f"tfds.builder('{tfds_name}', data_dir='{data_dir}')"
@@ -51,8 +57,7 @@ def prepare_command(tfds_name: str, data_dir: str) -> str:
 def _not_prepared_message(tfds_name: str, data_dir: str, problem: str) -> str:
     return (
         f"TFDS dataset {tfds_name!r} is not prepared in data dir {data_dir!r} ({problem}). "
-        "Preparing it needs "
-        "TensorFlow and internet access, once; run:\n"
+        "Preparing it needs TensorFlow and internet access, once; run:\n"
         f"    {prepare_command(tfds_name, data_dir)}\n"
         "then load it again (or copy the prepared data dir to this machine, and pass "
         "data_dir= or set TFDS_DATA_DIR)."
@@ -60,7 +65,7 @@ def _not_prepared_message(tfds_name: str, data_dir: str, problem: str) -> str:
 
 
 def _diagnose(tfds_name: str, data_dir: str) -> DatasetNotPreparedError | None:
-    """Why ``tfds_name`` cannot be read from ``data_dir``; None if it looks prepared and readable."""
+    """Why ``tfds_name`` cannot be read from ``data_dir``; None if it looks prepared."""
     import tensorflow_datasets as tfds
 
     try:
@@ -103,9 +108,13 @@ def _open_source(tfds_name: str, split: str, data_dir: str):
 def _cache_key(source, tfds_name: str, split: str) -> tuple | None:
     """A key for data read from files on disk; None for anything else (e.g. a mocked source)."""
     try:
+        from array_record.python.array_record_data_source import ArrayRecordDataSource
+
+        if not isinstance(source.data_source, ArrayRecordDataSource):
+            return None  # tfds.testing.mock_data puts a mock here
         info_file = os.path.join(os.fspath(source.dataset_info.data_dir), "dataset_info.json")
         return (tfds_name, split, info_file, os.stat(info_file).st_mtime_ns)
-    except (AttributeError, OSError, TypeError):
+    except (AttributeError, ImportError, OSError, TypeError):
         return None
 
 
