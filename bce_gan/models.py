@@ -116,18 +116,18 @@ def _check_input(module: str, x: jax.Array, feature_shape: tuple[int, ...]) -> N
         raise ValueError(f"{module} expects input of shape [B, {expected}], got {tuple(x.shape)}")
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _normal_draw(key: jax.Array, shape: tuple[int, ...], dtype: Any, stddev: float) -> jax.Array:
-    return (stddev * jax.random.normal(key, (math.prod(shape),), dtype)).reshape(shape)
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _normal_draw(key: jax.Array, size: int, dtype: Any, stddev: float) -> jax.Array:
+    return stddev * jax.random.normal(key, (size,), dtype)
 
 
 def _flat_normal(stddev: float):
-    """N(0, stddev) initialiser: the distribution of ``nnx.initializers.normal``, drawn as one flat vector
-    by one compiled function per shape (XLA:CPU compiles a 4-D draw, a conv kernel, several times slower,
-    and eager initialisation would compile the scaling and the reshape separately)."""
+    """N(0, stddev) initialiser: the distribution of ``nnx.initializers.normal``, drawn as a flat vector
+    (compiled once per size) and reshaped. XLA:CPU compiles a 4-D draw (a conv kernel) several times
+    slower, and model construction is eager, one compile per new shape: this keeps it short."""
 
     def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
-        return _normal_draw(key, tuple(shape), jnp.dtype(dtype), stddev)
+        return _normal_draw(key, math.prod(shape), jnp.dtype(dtype), stddev).reshape(shape)
 
     return init
 
@@ -168,13 +168,13 @@ def sample_latent(key: jax.Array, batch_size: int, z_dim: int, dtype: Any = jnp.
     """Draws generator inputs from a standard normal.
 
     Args:
-      key: PRNG key.
-      batch_size: number of latent vectors (m).
-      z_dim: latent dimension.
-      dtype: dtype of the result.
+        key: PRNG key.
+        batch_size: number of latent vectors (m).
+        z_dim: latent dimension.
+        dtype: dtype of the result.
 
     Returns:
-      ``[batch_size, z_dim]`` array of N(0, 1) samples.
+        ``[batch_size, z_dim]`` array of N(0, 1) samples.
     """
     return jax.random.normal(key, (batch_size, z_dim), dtype)
 
@@ -191,12 +191,12 @@ class MLPGenerator(nnx.Module):
     default (uniform ±1/sqrt(fan_in)); for this network it makes no practical difference.
 
     Args:
-      z_dim: latent dimension.
-      out_shape: shape of one sample, e.g. ``(28, 28, 1)``.
-      hidden: hidden widths.
-      dtype: computation dtype (``None``: from the inputs and parameters).
-      param_dtype: parameter dtype.
-      rngs: initialisation keys.
+        z_dim: latent dimension.
+        out_shape: shape of one sample, e.g. ``(28, 28, 1)``.
+        hidden: hidden widths.
+        dtype: computation dtype (``None``: from the inputs and parameters).
+        param_dtype: parameter dtype.
+        rngs: initialisation keys.
     """
 
     def __init__(
@@ -224,18 +224,18 @@ class MLPGenerator(nnx.Module):
         """Maps latents to samples.
 
         Args:
-          z: ``[B, z_dim]`` latents.
-          use_running_average: BatchNorm mode; ``None`` keeps the module's (see ``train``/``eval``).
+            z: ``[B, z_dim]`` latents.
+            use_running_average: BatchNorm mode; ``None`` keeps the module's (see ``train``/``eval``).
 
         Returns:
-          ``[B, *out_shape]`` samples in [0, 1].
+            ``[B, *out_shape]`` samples in [0, 1].
         """
         _check_input("MLPGenerator", z, (self.z_dim,))
         h = z
         for layer, norm in zip(self.hidden_layers, self.norms):
             h = nnx.relu(norm(layer(h), use_running_average=use_running_average))
-        probs = nnx.sigmoid(self.output_layer(h))
-        return probs.reshape(z.shape[0], *self.out_shape)
+        samples = nnx.sigmoid(self.output_layer(h))
+        return samples.reshape(z.shape[0], *self.out_shape)
 
 
 class MLPDiscriminator(nnx.Module):
@@ -244,12 +244,12 @@ class MLPDiscriminator(nnx.Module):
     Linear layers keep the flax default init (LeCun normal weights, zero biases).
 
     Args:
-      in_shape: shape of one sample, e.g. ``(28, 28, 1)``.
-      hidden: hidden widths.
-      negative_slope: LeakyReLU slope.
-      dtype: computation dtype (``None``: from the inputs and parameters).
-      param_dtype: parameter dtype.
-      rngs: initialisation keys.
+        in_shape: shape of one sample, e.g. ``(28, 28, 1)``.
+        hidden: hidden widths.
+        negative_slope: LeakyReLU slope.
+        dtype: computation dtype (``None``: from the inputs and parameters).
+        param_dtype: parameter dtype.
+        rngs: initialisation keys.
     """
 
     def __init__(
@@ -276,11 +276,11 @@ class MLPDiscriminator(nnx.Module):
         """Scores samples.
 
         Args:
-          x: ``[B, *in_shape]`` samples.
-          use_running_average: ignored (no BatchNorm); accepted for a uniform interface.
+            x: ``[B, *in_shape]`` samples.
+            use_running_average: ignored (no BatchNorm); accepted for a uniform interface.
 
         Returns:
-          ``[B]`` float32 logits.
+            ``[B]`` float32 logits.
         """
         del use_running_average
         _check_input("MLPDiscriminator", x, self.in_shape)
@@ -310,15 +310,15 @@ class DCGANGenerator(nnx.Module):
     bias 0 (the flax default; PyTorch's DCGAN example draws the scale from N(1, 0.02)).
 
     Args:
-      z_dim: latent dimension.
-      out_shape: ``(H, W, C)`` with H = W in ``DCGAN_IMAGE_SIDES`` (8, 28, 32).
-      base_width: channel unit b.
-      dtype: computation dtype (``None``: from the inputs and parameters).
-      param_dtype: parameter dtype.
-      rngs: initialisation keys.
+        z_dim: latent dimension.
+        out_shape: ``(H, W, C)`` with H = W in ``DCGAN_IMAGE_SIDES`` (8, 28, 32).
+        base_width: channel unit b.
+        dtype: computation dtype (``None``: from the inputs and parameters).
+        param_dtype: parameter dtype.
+        rngs: initialisation keys.
 
     Raises:
-      ValueError: the image shape is not supported.
+        ValueError: the image shape is not supported.
     """
 
     def __init__(
@@ -357,11 +357,11 @@ class DCGANGenerator(nnx.Module):
         """Maps latents to images.
 
         Args:
-          z: ``[B, z_dim]`` latents.
-          use_running_average: BatchNorm mode; ``None`` keeps the module's (see ``train``/``eval``).
+            z: ``[B, z_dim]`` latents.
+            use_running_average: BatchNorm mode; ``None`` keeps the module's (see ``train``/``eval``).
 
         Returns:
-          ``[B, H, W, C]`` images in [-1, 1].
+            ``[B, H, W, C]`` images in [-1, 1].
         """
         _check_input("DCGANGenerator", z, (self.z_dim,))
         h = self.projection(z).reshape(z.shape[0], *self.start_shape)
@@ -379,16 +379,16 @@ class DCGANDiscriminator(nnx.Module):
     followed by BatchNorm (Radford et al. 2016); the first never is. Weights N(0, 0.02), biases 0.
 
     Args:
-      in_shape: ``(H, W, C)`` with H = W in ``DCGAN_IMAGE_SIDES`` (8, 28, 32).
-      base_width: channel unit b.
-      negative_slope: LeakyReLU slope.
-      batchnorm: BatchNorm after the inner convolutions.
-      dtype: computation dtype (``None``: from the inputs and parameters).
-      param_dtype: parameter dtype.
-      rngs: initialisation keys.
+        in_shape: ``(H, W, C)`` with H = W in ``DCGAN_IMAGE_SIDES`` (8, 28, 32).
+        base_width: channel unit b.
+        negative_slope: LeakyReLU slope.
+        batchnorm: BatchNorm after the inner convolutions.
+        dtype: computation dtype (``None``: from the inputs and parameters).
+        param_dtype: parameter dtype.
+        rngs: initialisation keys.
 
     Raises:
-      ValueError: the image shape is not supported.
+        ValueError: the image shape is not supported.
     """
 
     def __init__(
@@ -417,7 +417,8 @@ class DCGANDiscriminator(nnx.Module):
                 for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:]))
             ]
         )
-        self.norms = nnx.List([_batch_norm(c, **layer_kwargs) for c in channels[2:]] if self.batchnorm else [])
+        inner_channels = channels[2:] if self.batchnorm else []
+        self.norms = nnx.List([_batch_norm(c, **layer_kwargs) for c in inner_channels])
         final_side = self.in_shape[0] // 2 ** len(mults)
         self.output_layer = nnx.Linear(final_side * final_side * channels[-1], 1, **init, **layer_kwargs)
 
@@ -425,11 +426,11 @@ class DCGANDiscriminator(nnx.Module):
         """Scores images.
 
         Args:
-          x: ``[B, H, W, C]`` images in [-1, 1].
-          use_running_average: BatchNorm mode; ``None`` keeps the module's (see ``train``/``eval``).
+            x: ``[B, H, W, C]`` images in [-1, 1].
+            use_running_average: BatchNorm mode; ``None`` keeps the module's (see ``train``/``eval``).
 
         Returns:
-          ``[B]`` float32 logits.
+            ``[B]`` float32 logits.
         """
         _check_input("DCGANDiscriminator", x, self.in_shape)
         h = x
@@ -454,14 +455,14 @@ class ToyGenerator(nnx.Module):
     sweep configuration is ``hidden=(128, 128), batchnorm=False, init_std=None``.
 
     Args:
-      z_dim: latent dimension.
-      out_dim: sample dimension.
-      hidden: hidden widths.
-      batchnorm: BatchNorm after each hidden Linear.
-      init_std: Linear weights N(0, init_std) and zero biases; ``None``: flax default init.
-      dtype: computation dtype (``None``: from the inputs and parameters).
-      param_dtype: parameter dtype.
-      rngs: initialisation keys.
+        z_dim: latent dimension.
+        out_dim: sample dimension.
+        hidden: hidden widths.
+        batchnorm: BatchNorm after each hidden Linear.
+        init_std: Linear weights N(0, init_std) and zero biases; ``None``: flax default init.
+        dtype: computation dtype (``None``: from the inputs and parameters).
+        param_dtype: parameter dtype.
+        rngs: initialisation keys.
     """
 
     def __init__(
@@ -493,11 +494,11 @@ class ToyGenerator(nnx.Module):
         """Maps latents to points.
 
         Args:
-          z: ``[B, z_dim]`` latents.
-          use_running_average: BatchNorm mode; ``None`` keeps the module's (see ``train``/``eval``).
+            z: ``[B, z_dim]`` latents.
+            use_running_average: BatchNorm mode; ``None`` keeps the module's (see ``train``/``eval``).
 
         Returns:
-          ``[B, out_dim]`` points (unbounded).
+            ``[B, out_dim]`` points (unbounded).
         """
         _check_input("ToyGenerator", z, (self.z_dim,))
         h = z
@@ -521,15 +522,15 @@ class ToyDiscriminator(nnx.Module):
     configuration is ``hidden=(128, 128), maxout_pieces=1, init_std=None``.
 
     Args:
-      in_dim: sample dimension.
-      pack: samples per discriminator input (k).
-      hidden: hidden widths (after the maxout).
-      maxout_pieces: pieces per maxout unit; 1 means LeakyReLU instead.
-      negative_slope: LeakyReLU slope (unused with maxout).
-      init_std: Linear weights N(0, init_std) and zero biases; ``None``: flax default init.
-      dtype: computation dtype (``None``: from the inputs and parameters).
-      param_dtype: parameter dtype.
-      rngs: initialisation keys.
+        in_dim: sample dimension.
+        pack: samples per discriminator input (k).
+        hidden: hidden widths (after the maxout).
+        maxout_pieces: pieces per maxout unit; 1 means LeakyReLU instead.
+        negative_slope: LeakyReLU slope (unused with maxout).
+        init_std: Linear weights N(0, init_std) and zero biases; ``None``: flax default init.
+        dtype: computation dtype (``None``: from the inputs and parameters).
+        param_dtype: parameter dtype.
+        rngs: initialisation keys.
     """
 
     def __init__(
@@ -565,20 +566,22 @@ class ToyDiscriminator(nnx.Module):
         """Scores packs of points.
 
         Args:
-          x: ``[B, in_dim]`` points, B divisible by ``pack``.
-          use_running_average: ignored (no BatchNorm); accepted for a uniform interface.
+            x: ``[B, in_dim]`` points, B divisible by ``pack``.
+            use_running_average: ignored (no BatchNorm); accepted for a uniform interface.
 
         Returns:
-          ``[B // pack]`` float32 logits, one per pack.
+            ``[B // pack]`` float32 logits, one per pack.
 
         Raises:
-          ValueError: (at trace time) B is not divisible by ``pack``, or x has the wrong shape.
+            ValueError: (at trace time) B is not divisible by ``pack``, or x has the wrong shape.
         """
         del use_running_average
         _check_input("ToyDiscriminator", x, (self.in_dim,))
         batch_size = x.shape[0]
         if batch_size % self.pack:
-            raise ValueError(f"ToyDiscriminator: batch size B={batch_size} is not divisible by pack={self.pack}")
+            raise ValueError(
+                f"ToyDiscriminator: batch size B={batch_size} is not divisible by pack={self.pack}"
+            )
         h = x.reshape(batch_size // self.pack, self.pack * self.in_dim)
         for layer in self.hidden_layers:
             h = layer(h)
@@ -624,7 +627,7 @@ def output_range(model: str) -> tuple[float, float] | None:
     """Range of the generator's outputs, to which the data must be scaled.
 
     Returns:
-      ``(0.0, 1.0)`` for mlp (sigmoid), ``(-1.0, 1.0)`` for dcgan (tanh), ``None`` (unbounded) for toy.
+        ``(0.0, 1.0)`` for mlp (sigmoid), ``(-1.0, 1.0)`` for dcgan (tanh), ``None`` (unbounded) for toy.
     """
     _check_model(model)
     return _OUTPUT_RANGE[model]
@@ -675,17 +678,17 @@ def create_models(
     - all: G and D ``dtype``, ``param_dtype``.
 
     Args:
-      model: one of ``MODEL_NAMES``.
-      data_shape: shape of one sample: ``(H, W, C)`` images for mlp and dcgan, ``(D,)`` for toy.
-      rngs: initialisation keys (the generator is built first).
-      z_dim: latent dimension; ``None``: ``default_z_dim(model)``.
-      **kwargs: network options, as above.
+        model: one of ``MODEL_NAMES``.
+        data_shape: shape of one sample: ``(H, W, C)`` images for mlp and dcgan, ``(D,)`` for toy.
+        rngs: initialisation keys (the generator is built first).
+        z_dim: latent dimension; ``None``: ``default_z_dim(model)``.
+        **kwargs: network options, as above.
 
     Returns:
-      ``(generator, discriminator)``, both in training mode.
+        ``(generator, discriminator)``, both in training mode.
 
     Raises:
-      ValueError: an unknown model or option, or a data shape the model does not support.
+        ValueError: an unknown model or option, or a data shape the model does not support.
     """
     _check_model(model)
     g_kwargs, d_kwargs = _route_options(model, kwargs)

@@ -190,6 +190,7 @@ LOGIT_CASES = [
     # NaN in, NaN out
     (NAN, 1.0, 1.0),
     (NAN, 0.0, 1.0),
+    (0.5, NAN, 1.0),
 ]
 
 
@@ -226,6 +227,9 @@ def test_tiny_loss_keeps_relative_accuracy_float32(x):
     assert got == pytest.approx(math.log1p(math.exp(-x)), rel=1e-5)
     got_neg = float(bce_with_logits(jnp.float32(-x), 0.0))
     assert got_neg == pytest.approx(math.log1p(math.exp(-x)), rel=1e-5)
+
+
+def test_softplus_minus_20_is_not_zero_in_float32():
     assert float(bce_with_logits(jnp.float32(20.0), 1.0)) == pytest.approx(2.0611536e-9, rel=1e-6)
 
 

@@ -55,7 +55,7 @@ def _forward(module, x, use_running_average=None):
     """Runs ``module(x)`` the way the training code does: split outside, merge inside jit.
 
     Returns:
-      ``(output, rest_before, rest_after)``, the non-parameter state before and after the call.
+        ``(output, rest_before, rest_after)``, the non-parameter state before and after the call.
     """
     graphdef, params, rest = nnx.split(module, nnx.Param, ...)
     out, new_rest = _apply(graphdef, params, rest, x, use_running_average)
@@ -106,7 +106,9 @@ def test_pacgan_toy_defaults_have_exact_layer_shapes():
     g = nnx.eval_shape(lambda: models.ToyGenerator(rngs=nnx.Rngs(0)))
     d = nnx.eval_shape(lambda: models.ToyDiscriminator(pack=3, rngs=nnx.Rngs(0)))
 
-    assert _kernels([*g.hidden_layers, g.output_layer]) == [(2, 400), (400, 400), (400, 400), (400, 400), (400, 2)]
+    assert _kernels([*g.hidden_layers, g.output_layer]) == [
+        (2, 400), (400, 400), (400, 400), (400, 400), (400, 2)
+    ]
     assert [n.mean.shape for n in g.norms] == [(400,)] * 4
     # maxout: 200 units x 5 pieces; packing 3 samples of 2-D points gives 6 inputs.
     assert _kernels([*d.hidden_layers, d.output_layer]) == [(6, 1000), (200, 1000), (200, 1000), (200, 1)]
@@ -392,7 +394,7 @@ def test_same_seed_same_parameters():
     other = nnx.state(models.ToyDiscriminator(pack=2, hidden=(16, 16), rngs=nnx.Rngs(1)), nnx.Param)
     for a, b, c in zip(_variables(first), _variables(second), _variables(other)):
         np.testing.assert_array_equal(a[...], b[...])
-    assert not np.array_equal(first["hidden_layers"][0]["kernel"][...], other["hidden_layers"][0]["kernel"][...])
+    assert not np.array_equal(_np(first["hidden_layers"][0]["kernel"]), _np(other["hidden_layers"][0]["kernel"]))
 
 
 def test_sample_latent():

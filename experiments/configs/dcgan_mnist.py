@@ -1,0 +1,23 @@
+"""dcgan_mnist: the course's DCGAN on MNIST (week 2).
+
+lr 2e-4, betas (0.5, 0.999), m = 128, z 64, weights N(0, 0.02), pixels in [-1, 1], tanh output.
+Needs MNIST prepared in TFDS.
+
+    python -m experiments.train --preset dcgan_mnist        # ~1 h on a 2-core CPU (minutes on a GPU)
+"""
+
+
+def get_config():
+    return dict(
+        dataset="mnist",
+        model="dcgan",
+        learning_rate=2e-4,
+        adam_b1=0.5,
+        adam_b2=0.999,
+        batch_size=128,
+        num_steps=10_000,
+        log_every=250,
+        sample_every=2500,
+        checkpoint_every=2500,
+        num_samples=64,
+    )
