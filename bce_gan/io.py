@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["atomic_path", "write_text", "write_json", "write_jsonl", "read_jsonl", "save_figure"]
+__all__ = ["atomic_path", "json_key", "write_text", "write_json", "write_jsonl", "read_jsonl", "save_figure"]
 
 
 @contextlib.contextmanager
@@ -34,6 +34,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def json_key(obj: Any) -> str:
+    """A canonical JSON string of ``obj``: equal for equal contents, whatever the key order."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

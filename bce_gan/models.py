@@ -132,6 +132,26 @@ def _flat_normal(stddev: float):
     return init
 
 
+def _torch_linear(w_in: int, w_out: int, **layer_kwargs: Any) -> nnx.Linear:
+    """``nnx.Linear`` with PyTorch's default init: weights and biases U(±1/sqrt(fan_in)).
+
+    The course's models are PyTorch ``nn.Linear`` layers; with this init both GAN losses start at
+    ln 2 ≈ 0.693 as in the course (flax's LeCun-normal weights start the generator's loss near 0.59).
+    """
+    bound = 1.0 / math.sqrt(w_in)
+
+    def bias_init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return nnx.Linear(
+        w_in,
+        w_out,
+        kernel_init=nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+        bias_init=bias_init,
+        **layer_kwargs,
+    )
+
+
 def _normal_init(init_std: float | None) -> dict[str, Any]:
     """Initialiser keywords for a layer: N(0, init_std) weights and zero biases; ``None``: flax defaults."""
     if init_std is None:
@@ -187,8 +207,8 @@ def sample_latent(key: jax.Array, batch_size: int, z_dim: int, dtype: Any = jnp.
 class MLPGenerator(nnx.Module):
     """Course MLP generator: (Linear -> BatchNorm -> ReLU) per hidden width, then Linear -> sigmoid.
 
-    Linear layers keep the flax default init (LeCun normal weights, zero biases), not PyTorch's
-    default (uniform ±1/sqrt(fan_in)); for this network it makes no practical difference.
+    Linear layers use PyTorch's default init (weights and biases uniform ±1/sqrt(fan_in)), as the
+    course's ``nn.Linear`` layers do.
 
     Args:
         z_dim: latent dimension.
@@ -215,10 +235,10 @@ class MLPGenerator(nnx.Module):
         layer_kwargs = {"dtype": _as_dtype(dtype), "param_dtype": param_dtype, "rngs": rngs}
         widths = (self.z_dim, *self.hidden)
         self.hidden_layers = nnx.List(
-            [nnx.Linear(w_in, w_out, **layer_kwargs) for w_in, w_out in zip(widths[:-1], widths[1:])]
+            [_torch_linear(w_in, w_out, **layer_kwargs) for w_in, w_out in zip(widths[:-1], widths[1:])]
         )
         self.norms = nnx.List([_batch_norm(w, **layer_kwargs) for w in self.hidden])
-        self.output_layer = nnx.Linear(widths[-1], math.prod(self.out_shape), **layer_kwargs)
+        self.output_layer = _torch_linear(widths[-1], math.prod(self.out_shape), **layer_kwargs)
 
     def __call__(self, z: jax.Array, *, use_running_average: bool | None = None) -> jax.Array:
         """Maps latents to samples.
@@ -241,7 +261,7 @@ class MLPGenerator(nnx.Module):
 class MLPDiscriminator(nnx.Module):
     """Course MLP discriminator: flatten, (Linear -> LeakyReLU) per hidden width, then Linear(1).
 
-    Linear layers keep the flax default init (LeCun normal weights, zero biases).
+    Linear layers use PyTorch's default init (weights and biases uniform ±1/sqrt(fan_in)).
 
     Args:
         in_shape: shape of one sample, e.g. ``(28, 28, 1)``.
@@ -268,9 +288,9 @@ class MLPDiscriminator(nnx.Module):
         layer_kwargs = {"dtype": _as_dtype(dtype), "param_dtype": param_dtype, "rngs": rngs}
         widths = (math.prod(self.in_shape), *self.hidden)
         self.hidden_layers = nnx.List(
-            [nnx.Linear(w_in, w_out, **layer_kwargs) for w_in, w_out in zip(widths[:-1], widths[1:])]
+            [_torch_linear(w_in, w_out, **layer_kwargs) for w_in, w_out in zip(widths[:-1], widths[1:])]
         )
-        self.output_layer = nnx.Linear(widths[-1], 1, **layer_kwargs)
+        self.output_layer = _torch_linear(widths[-1], 1, **layer_kwargs)
 
     def __call__(self, x: jax.Array, *, use_running_average: bool | None = None) -> jax.Array:
         """Scores samples.

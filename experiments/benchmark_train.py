@@ -38,7 +38,10 @@ measures the matmul peak and, model by model, each variant back to back (the ord
 rotates from one repeat to the next), blocking on the results (``block_until_ready``). It/s are medians
 over repeats; ratios and fractions of peak are medians of the per-repeat ratios, so that a change of load
 between repeats cancels. JAX's K is chosen so one call lasts at least ``--call-seconds`` even at the
-matmul peak. PyTorch runs with ``torch.set_num_threads(os.cpu_count())``; JAX uses all cores.
+matmul peak. JAX uses all cores. PyTorch's intra-op threads (``torch.set_num_threads``) are, per loop and m,
+the faster of 1 and all cores, measured before the repeats (``--torch-threads auto``; a number fixes it):
+on a 2-core machine that other processes load, PyTorch with 2 OpenMP threads can be several times slower
+than with 1, and the peer should be at its best.
 
 FLOP count (:func:`matmul_flops_per_iteration`): matmuls only (BatchNorm, activations, losses and Adam are
 left out). A Linear layer of ``in → out`` on a batch of m costs 2·m·in·out FLOPs forward, the same again
@@ -200,6 +203,7 @@ class Variant:
     run: Callable[[int], None]  # run(units) blocks until the work is done
     iters_per_unit: int
     units: int = 1  # units per measurement, set by calibrate()
+    threads: int | None = None  # PyTorch's intra-op threads for this variant
 
 
 def calibrate(variant: Variant, seconds: float, *, warmup_units: int) -> float:
@@ -216,6 +220,24 @@ def calibrate(variant: Variant, seconds: float, *, warmup_units: int) -> float:
     per_unit = elapsed / units
     variant.units = max(1, round(seconds / per_unit))
     return variant.iters_per_unit / per_unit
+
+
+def choose_threads(torch: Any, variant: Variant, candidates: Sequence[int], seconds: float) -> dict[int, float]:
+    """Sets ``variant.threads`` to the fastest of ``candidates`` (best of two interleaved rounds); returns
+    the it/s of each."""
+    rates: dict[int, float] = {}
+    for _ in range(2):
+        for threads in candidates:
+            torch.set_num_threads(threads)
+            variant.run(2)
+            iterations, start = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - start) < seconds:
+                variant.run(1)
+                iterations += 1
+            rates[threads] = max(rates.get(threads, 0.0), iterations / elapsed)
+    variant.threads = max(rates, key=rates.__getitem__)
+    torch.set_num_threads(variant.threads)
+    return rates
 
 
 def jax_variant(model: Model, batch_size: int, data: jax.Array, num_steps: int) -> tuple[Variant, Any]:
@@ -402,6 +424,11 @@ class Case:
     variants: list[Variant]
     rates: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     jax_holder: dict[str, Any] = dataclasses.field(default_factory=dict)
+    cores: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # CPU time / wall time
+
+    def __post_init__(self):
+        self.rates = self.rates or {v.name: [] for v in self.variants}
+        self.cores = self.cores or {v.name: [] for v in self.variants}
 
 
 def _median_ratio(a: Sequence[float], b: Sequence[float]) -> float:
@@ -420,6 +447,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=7, help="measurements per variant (median)")
     parser.add_argument("--seconds", type=float, default=1.0, help="about how long one measurement lasts")
     parser.add_argument("--call-seconds", type=float, default=0.2, help="JAX: one call lasts at least this at peak")
+    parser.add_argument(
+        "--torch-threads",
+        default="auto",
+        help="PyTorch intra-op threads: a number, or auto (the faster of 1 and all cores, per loop and m)",
+    )
     parser.add_argument("--peak-size", type=int, default=2048, help="side of the matrices of the peak matmul")
     parser.add_argument("--num-examples", type=int, default=10_000, help="size of the in-memory MLP dataset")
     args = parser.parse_args(argv)
@@ -436,10 +468,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"# benchmark_train: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, python {sys.version.split()[0]}")
     adam_kind = None
+    cpus = os.cpu_count() or 1
+    thread_choices = sorted({1, cpus}) if args.torch_threads == "auto" else [int(args.torch_threads)]
     if torch is not None:
-        torch.set_num_threads(os.cpu_count() or 1)
         torch.manual_seed(0)
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+        print(f"torch {torch.__version__}, intra-op threads tried: {thread_choices}")
     else:
         print(torch_missing)
     print(f"start: {_load()}", flush=True)
@@ -482,11 +515,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     count = sum(p.numel() for p in torch_net.parameters())
                     if count != _param_count(jax_params):
                         raise AssertionError(f"{model.name} {net}: torch {count} vs JAX {_param_count(jax_params)} params")
+                if len(thread_choices) > 1:
+                    tried = choose_threads(torch, variant, thread_choices, min(args.seconds, 0.5))
+                    line += f", {variant.name} " + "/".join(f"{t}t ~{r:.1f}" for t, r in tried.items())
+                else:
+                    variant.threads = thread_choices[0]
+                    torch.set_num_threads(variant.threads)
                 rate = calibrate(variant, args.seconds, warmup_units=3)
-                line += f", {variant.name} ~{rate:.1f} it/s"
+                line += f", {variant.name} ~{rate:.1f} it/s ({variant.threads} threads)"
             variants += [course, tuned]
         print(line, flush=True)
-        cases.append(Case(label, model, m, flops, variants, {v.name: [] for v in variants}, holder))
+        cases.append(Case(label, model, m, flops, variants, jax_holder=holder))
     if adam_kind is not None:
         print(f"tuned loop: Adam({adam_kind}=True)")
 
@@ -498,9 +537,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for case in cases:
             shift = repeat % len(case.variants)
             for variant in case.variants[shift:] + case.variants[:shift]:
-                start = time.perf_counter()
+                if variant.threads is not None:
+                    torch.set_num_threads(variant.threads)
+                start, cpu_start = time.perf_counter(), time.process_time()
                 variant.run(variant.units)
-                case.rates[variant.name].append(variant.units * variant.iters_per_unit / (time.perf_counter() - start))
+                elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+                case.rates[variant.name].append(variant.units * variant.iters_per_unit / elapsed)
+                case.cores[variant.name].append(cpu / elapsed)
         print(f"repeat {repeat + 1}/{args.repeats}: peak {peak_rates[-1] / 1e9:.1f} GFLOP/s, {_load()}", flush=True)
 
     for case in cases:  # the JAX runs trained: their losses are finite
@@ -541,15 +584,24 @@ def report(cases: list[Case], peak_rates: list[float], with_torch: bool, args: a
         f"Medians of {args.repeats} interleaved repeats of ~{args.seconds:g} s per variant; ratios and % of peak are "
         "medians of per-repeat ratios. Matmul FLOPs only (see the docstring)."
     )
+    print(
+        "Cores used = the process's CPU time / wall time during a variant's measurement: with other processes "
+        "running, a loop with more threads gets a larger share of the machine, so compare ratios with this in view."
+    )
 
     print()
-    print("| m | GFLOP / it | JAX it/s min–max | course min–max | tuned min–max | tuned % of peak |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| m | GFLOP / it | JAX K | JAX it/s min–max | course min–max | tuned min–max | torch threads "
+        "| cores used JAX / course / tuned | tuned % of peak |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for case in cases:
-        cells = [case.label, f"{case.flops / 1e9:.3f}"]
+        cells = [case.label, f"{case.flops / 1e9:.3f}", str(case.variants[0].iters_per_unit)]
         for name in ("JAX", "course", "tuned"):
             rates = case.rates.get(name)
             cells.append(f"{min(rates):.1f}–{max(rates):.1f}" if rates else "–")
+        cells.append("/".join(str(v.threads) for v in case.variants[1:]) or "–")
+        cells.append(" / ".join(f"{statistics.median(case.cores[v.name]):.2f}" for v in case.variants))
         if with_torch:
             fraction = statistics.median(r * case.flops / p for r, p in zip(case.rates["tuned"], peak_rates, strict=True))
             cells.append(f"{100 * fraction:.0f}%")

@@ -76,8 +76,8 @@ def add_config_flags(parser: argparse.ArgumentParser, *, lists: bool) -> None:
     """Adds a flag for every TrainConfig option (a comma list of values if ``lists``)."""
     group = parser.add_argument_group("training options" + (" (a value, or a comma list to sweep)" if lists else ""))
     for name, kind in FIELD_TYPES.items():
-        if name == "learning_rate" and lists:
-            continue  # the sweep spells it --learning-rates
+        if lists and name in ("learning_rate", "batch_size", "seed"):
+            continue  # the sweep spells them --learning-rates, --batch-sizes, --seeds
         group.add_argument(flag(name), dest=name, default=None, metavar=kind.__name__.upper(), help=f"{name} ({kind.__name__})")
     group.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE", help="network option, e.g. hidden=(128,128) or pack=2")
     group.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE", help="dataset option, e.g. radius=2.0")

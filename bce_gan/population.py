@@ -1,0 +1,249 @@
+"""Populations: runs that share every shape, trained as one compiled program.
+
+Members differ only in values that can be traced: the seed (their keys) and the float
+hyperparameters of Adam (learning rates and betas, held in the optimizer state by
+``optax.inject_hyperparams``). Everything else (model, dataset, batch size m, loss, ...) is the same,
+so one ``jax.jit`` program trains them all:
+
+* ``executor="vmap"``: ``jax.vmap`` over members. Best where one member leaves the device idle: small
+  models on CPU (the 2-D GANs), and everything on GPU/TPU.
+* ``executor="map"``: members one after another inside the same program (``jax.lax.map``). On CPU a
+  compute-bound member (the course MLP GAN) runs its plain matmuls faster than batched ones.
+* ``executor="auto"`` (default) picks ``vmap`` on accelerators, and on CPU by the matmul work of one
+  member step (see :func:`choose_executor`; ``python -m experiments.benchmark_population`` measures
+  both).
+
+The member axis is sharded over the available devices (``jax.sharding``): each device trains
+``P / D`` members. A member whose loss becomes NaN or inf is frozen at its last finite state and
+marked diverged with the step; the other members go on unaffected.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from bce_gan import io, train
+from bce_gan.train import GANDef, GANState, TrainConfig
+
+__all__ = [
+    "MEMBER_FIELDS",
+    "EXECUTORS",
+    "population_key",
+    "choose_executor",
+    "init_population",
+    "make_population_steps",
+    "train_population",
+]
+
+# Options that may differ between members of one population.
+TRACED_FIELDS = ("learning_rate", "g_learning_rate", "d_learning_rate", "adam_b1", "adam_b2")
+MEMBER_FIELDS = (*TRACED_FIELDS, "seed")
+EXECUTORS = ("auto", "vmap", "map")
+
+# On CPU, members whose step needs more multiply-adds than this run faster one after another
+# (measured on a 2-core CPU: vmap gains 1.27x over solo runs for the 2-D GANs, loses 0.83x for the
+# course MLP GAN; `python -m experiments.benchmark_population` prints both).
+CPU_VMAP_MAX_MACS = 5e7
+
+
+def population_key(config: TrainConfig) -> str:
+    """Runs with equal keys can share one population (one compiled program)."""
+    shared = {k: v for k, v in config.to_dict().items() if k not in MEMBER_FIELDS}
+    return io.json_key(shared)
+
+
+def _param_count(tree: Any) -> int:
+    return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
+
+
+def member_macs(gan: GANDef) -> float:
+    """Rough multiply-adds of one member's train step: parameters × batch × passes."""
+    state = jax.eval_shape(functools.partial(train.init_state, gan), jax.random.key(0))
+    g, d = _param_count(state.g_params), _param_count(state.d_params)
+    # Forward + backward ≈ 3 forward passes; D runs 3 times (real, fake, G step), G twice.
+    return 3.0 * gan.batch_size * (2 * g + 3 * d) * gan.n_disc
+
+
+def choose_executor(gan: GANDef, executor: str = "auto", platform: str | None = None) -> str:
+    """``"vmap"`` or ``"map"`` for this GAN on this platform (``executor`` unless ``"auto"``)."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor={executor!r}; allowed: {', '.join(EXECUTORS)}")
+    if executor != "auto":
+        return executor
+    platform = platform or jax.default_backend()
+    if platform != "cpu":
+        return "vmap"
+    return "vmap" if member_macs(gan) <= CPU_VMAP_MAX_MACS else "map"
+
+
+def _set_hyperparams(opt_state, **values: jax.Array):
+    return opt_state._replace(hyperparams={**opt_state.hyperparams, **values})
+
+
+def init_population(gan: GANDef, configs: Sequence[TrainConfig]) -> GANState:
+    """The stacked initial state of the members (leading axis P), each exactly its solo init."""
+    keys = jnp.stack([train.run_keys(c.seed)[0] for c in configs])
+    states = jax.jit(jax.vmap(functools.partial(train.init_state, gan)))(keys)
+    def hyperparams(learning_rates):  # new arrays for each optimizer: no buffer is shared (donation)
+        f32 = functools.partial(jnp.array, dtype=jnp.float32)
+        return {
+            "learning_rate": f32(learning_rates),
+            "b1": f32([c.adam_b1 for c in configs]),
+            "b2": f32([c.adam_b2 for c in configs]),
+        }
+
+    return states.replace(
+        g_opt_state=_set_hyperparams(states.g_opt_state, **hyperparams([c.g_lr for c in configs])),
+        d_opt_state=_set_hyperparams(states.d_opt_state, **hyperparams([c.d_lr for c in configs])),
+    )
+
+
+def make_population_steps(gan: GANDef, num_steps: int, executor: str, num_shards: int = 1) -> Callable:
+    """A jitted ``(states[P], data, keys[P]) -> (states, metrics[P, num_steps])``.
+
+    ``num_shards`` is the number of devices the member axis is split over (P a multiple of it);
+    with ``"map"`` each shard runs its members one after another.
+    """
+    steps = functools.partial(train.train_steps, gan=gan, num_steps=num_steps, freeze_on_divergence=True)
+    if executor == "vmap":
+        run = jax.vmap(steps, in_axes=(0, None, 0))
+    elif executor == "map":
+
+        def run(states, data, keys):
+            def split(x):
+                return x.reshape(num_shards, x.shape[0] // num_shards, *x.shape[1:])
+
+            def shard(states, keys):
+                return jax.lax.map(lambda member: steps(member[0], data, member[1]), (states, keys))
+
+            out = jax.vmap(shard)(jax.tree.map(split, states), split(keys))
+            return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), out)
+
+    else:
+        raise ValueError(f"executor={executor!r}; allowed: vmap, map")
+    return jax.jit(run, donate_argnums=0)
+
+
+def member_mesh(num_members: int) -> Mesh | None:
+    """A 1-D mesh ``("members",)`` over as many devices as evenly split the members (None for 1)."""
+    devices = jax.devices()
+    count = max(d for d in range(1, len(devices) + 1) if num_members % d == 0)
+    return None if count == 1 else Mesh(np.array(devices[:count]), ("members",))
+
+
+def _shard(tree: Any, mesh: Mesh | None) -> Any:
+    if mesh is None:
+        return tree
+    sharding = NamedSharding(mesh, PartitionSpec("members"))
+    return jax.device_put(tree, sharding)
+
+
+def _member(tree: Any, i: int) -> Any:
+    return jax.tree.map(lambda x: x[i], tree)
+
+
+def train_population(
+    configs: Sequence[TrainConfig],
+    run_dirs: Sequence[str],
+    population_dir: str,
+    *,
+    dataset: Any = None,
+    executor: str = "auto",
+    on_steps: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Trains the members together; writes each run's files; resumes from the population checkpoint.
+
+    Each run directory gets ``config.json``, ``metrics.jsonl`` (as a solo run writes them),
+    ``samples.npy``, ``samples.png`` and ``final.json`` (final metrics, ``diverged``, ``diverged_step``,
+    ``wall_time_s``: the population's training time).
+
+    Args:
+      configs: the members' configs; equal ``population_key``.
+      run_dirs: one output directory per member.
+      population_dir: where the population's checkpoints go.
+      dataset: the loaded dataset (loaded from the first config if None).
+      executor: ``"auto"``, ``"vmap"`` or ``"map"``.
+      on_steps: called with the number of steps done after each host call (progress bars).
+
+    Returns:
+      Each member's final metrics, in the order of ``configs``.
+    """
+    from bce_gan import report  # noqa: PLC0415
+
+    first = configs[0]
+    if len({population_key(c) for c in configs}) != 1:
+        raise ValueError("the members of a population must share every option but " + ", ".join(MEMBER_FIELDS))
+    for config in configs:
+        config.validate()
+    dataset = dataset if dataset is not None else train.load_data(first)
+    gan = train.create_gan(first, dataset.shape)
+    executor = choose_executor(gan, executor)
+    mesh = member_mesh(len(configs))
+    num_shards = 1 if mesh is None else mesh.devices.size
+
+    for config, run_dir in zip(configs, run_dirs, strict=True):
+        os.makedirs(run_dir, exist_ok=True)
+        train.check_workdir_config(run_dir, config.to_dict())
+        io.write_json(os.path.join(run_dir, "config.json"), config.to_dict())
+
+    states = _shard(init_population(gan, configs), mesh)
+    checkpoints = train.Checkpoints(population_dir)
+    try:
+        if checkpoints.latest_step() is not None:
+            states = checkpoints.restore(states)
+        start = int(np.asarray(states.step)[0])
+        rows = [[r for r in io.read_jsonl(os.path.join(d, "metrics.jsonl")) if r["step"] <= start] for d in run_dirs]
+        keys = _shard(jnp.stack([train.run_keys(c.seed)[1] for c in configs]), mesh)
+        data = jnp.asarray(dataset.x)
+        lengths = train.chunk_lengths(start, first.num_steps, first.log_every)
+        run = {k: make_population_steps(gan, k, executor, num_shards) for k in set(lengths)}
+
+        began = time.perf_counter()
+        step = start
+        for length in lengths:
+            states, metrics = run[length](states, data, keys)
+            metrics = jax.device_get(metrics)
+            step += length
+            for i, run_dir in enumerate(run_dirs):
+                rows[i].append(train.summarize_chunk(_member(metrics, i), step))
+                io.write_jsonl(os.path.join(run_dir, "metrics.jsonl"), rows[i])
+            if first.checkpoint_every and step % first.checkpoint_every == 0 and step < first.num_steps:
+                checkpoints.save(step, states)
+            if on_steps is not None:
+                on_steps(length)
+        if checkpoints.latest_step() != step:
+            checkpoints.save(step, states)
+        wall_time = time.perf_counter() - began
+
+        sample_keys = jnp.stack([train.run_keys(c.seed)[2] for c in configs])
+        sample = jax.jit(jax.vmap(functools.partial(train.generate, gan, num_samples=first.num_samples)))
+        samples = np.asarray(sample(states, sample_keys))
+        diverged_steps = np.asarray(states.diverged_step)
+        finals = []
+        for i, run_dir in enumerate(run_dirs):
+            with io.atomic_path(os.path.join(run_dir, "samples.npy")) as tmp, open(tmp, "wb") as f:
+                np.save(f, samples[i])
+            report.save_samples(samples[i], os.path.join(run_dir, "samples.png"), dataset=dataset, title=os.path.basename(run_dir))
+            final = dict(rows[i][-1]) if rows[i] else {"step": step}
+            final.update(train.evaluate_samples(samples[i], dataset))
+            final.update(
+                diverged=bool(diverged_steps[i] >= 0),
+                diverged_step=int(diverged_steps[i]),
+                wall_time_s=round(wall_time, 3),
+                executor=executor,
+            )
+            io.write_json(os.path.join(run_dir, "final.json"), final)
+            finals.append(final)
+        return finals
+    finally:
+        checkpoints.close()

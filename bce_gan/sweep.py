@@ -1,0 +1,203 @@
+"""Sweeps: a grid of options (learning rate × batch size m × seed × ...) expanded into runs, grouped into
+populations, trained, resumed, and aggregated into tables and plots.
+
+Workdir layout::
+
+    sweep.json                     the sweep's definition (base options and grid); a rerun must match
+    runs/<run_id>/                 config.json, metrics.jsonl, samples.npy, samples.png, final.json
+    populations/<id>/checkpoints/  the population's orbax checkpoints
+    results.csv                    one row per run: swept values, seed, final metrics, diverged, wall time
+    summary.csv, summary.md        per lr × m: mean ± std over seeds
+    heatmap_<metric>.png, curves.png, samples.png
+
+Rerunning the same sweep on the same workdir skips finished runs (those with ``final.json``) and resumes
+the others from their population's last checkpoint. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import itertools
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from bce_gan import io, population, train
+from bce_gan.train import TrainConfig
+
+__all__ = ["Run", "SweepMismatch", "expand_grid", "plan_sweep", "group_populations", "run_sweep", "HEATMAP_METRICS"]
+
+# Short names in run ids.
+_ABBREVIATIONS = {"learning_rate": "lr", "batch_size": "m", "seed": "seed", "adam_b1": "b1", "adam_b2": "b2"}
+# Metrics of the summary table, in this order (those the runs have).
+SUMMARY_METRICS = ("modes", "high_quality", "reverse_kl", "d_loss", "g_loss", "d_real", "d_fake")
+# Metrics with a heatmap, and whether higher is better.
+HEATMAP_METRICS = {"modes": True, "high_quality": True, "reverse_kl": False, "d_loss": None, "g_loss": None}
+
+
+class SweepMismatch(ValueError):
+    """The workdir holds a different sweep."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    run_id: str
+    config: TrainConfig
+    swept: Mapping[str, Any]  # the grid values of this run
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "x".join(map(_format_value, value))
+    return str(value)
+
+
+def make_run_id(swept: Mapping[str, Any]) -> str:
+    return "_".join(f"{_ABBREVIATIONS.get(k, k)}={_format_value(v)}" for k, v in swept.items())
+
+
+def expand_grid(grid: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The cartesian product of the grid's lists (a scalar is a list of one), in the grid's key order."""
+    keys = list(grid)
+    values = [v if isinstance(v, (list, tuple)) else [v] for v in grid.values()]
+    for key, options in zip(keys, values, strict=True):
+        if not options:
+            raise ValueError(f"the sweep over {key} has no values")
+        if len(set(map(repr, options))) != len(options):
+            raise ValueError(f"the sweep over {key} repeats a value: {list(options)}")
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+def plan_sweep(base: Mapping[str, Any], grid: Mapping[str, Any], *, dataset_size: int | None = None) -> list[Run]:
+    """Every run of the sweep, validated (so bad values fail before anything compiles).
+
+    Args:
+      base: options shared by all runs (a preset's ``get_config()`` with overrides).
+      grid: option -> list of values. Nested options are not swept.
+      dataset_size: if given, an m larger than the dataset is refused.
+    """
+    runs = []
+    for swept in expand_grid(grid):
+        config = TrainConfig.from_dict({**base, **swept}).validate()
+        if dataset_size is not None and config.batch_size > dataset_size:
+            raise ValueError(f"batch_size={config.batch_size} is larger than the dataset ({dataset_size} examples)")
+        runs.append(Run(make_run_id(swept), config, swept))
+    return runs
+
+
+def group_populations(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Runs grouped by shared shape (one compiled program each), ordered by batch size m.
+
+    The population id reads ``m=<batch size>`` plus a short hash of everything else it fixes.
+    """
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(population.population_key(run.config), []).append(run)
+    named = {}
+    for key, members in sorted(groups.items(), key=lambda kv: (kv[1][0].config.batch_size, kv[0])):
+        digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+        named[f"m={members[0].config.batch_size}_{digest}"] = members
+    return named
+
+
+def _check_definition(workdir: str, definition: dict, overwrite: bool) -> None:
+    path = os.path.join(workdir, "sweep.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)
+        if io.json_key(old) != io.json_key(json.loads(json.dumps(definition))):
+            if not overwrite:
+                raise SweepMismatch(
+                    f"{workdir} holds a different sweep (see its sweep.json); use another --workdir, "
+                    "or --overwrite to delete it and start again"
+                )
+            shutil.rmtree(workdir)
+    io.write_json(path, definition)
+
+
+def result_row(run: Run, population_id: str, final: Mapping[str, Any]) -> dict[str, Any]:
+    row = {"run_id": run.run_id, "population": population_id}
+    row.update({k: v for k, v in run.swept.items() if k not in ("model_options", "dataset_options")})
+    row.setdefault("learning_rate", run.config.learning_rate)
+    row.setdefault("batch_size", run.config.batch_size)
+    row.setdefault("seed", run.config.seed)
+    row.update({k: v for k, v in final.items() if k != "executor"})
+    return row
+
+
+def run_sweep(
+    base: Mapping[str, Any],
+    grid: Mapping[str, Any],
+    workdir: str,
+    *,
+    overwrite: bool = False,
+    executor: str = "auto",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Runs (or resumes) the sweep; writes results, summary and plots; returns the result rows."""
+    from bce_gan import report  # noqa: PLC0415
+
+    runs = plan_sweep(base, grid)
+    dataset = train.load_data(runs[0].config)
+    runs = plan_sweep(base, grid, dataset_size=dataset.x.shape[0])
+    groups = group_populations(runs)
+    os.makedirs(workdir, exist_ok=True)
+    _check_definition(workdir, {"base": dict(runs[0].config.to_dict(), **{k: None for k in grid}), "grid": grid}, overwrite)
+
+    bar = member_bar = None
+    if progress:
+        from tqdm import tqdm  # noqa: PLC0415
+
+        bar = tqdm(total=len(runs), desc="sweep", unit="run", position=0, dynamic_ncols=True)
+    rows = []
+    try:
+        for pop_id, members in groups.items():
+            run_dirs = [os.path.join(workdir, "runs", r.run_id) for r in members]
+            finals_paths = [os.path.join(d, "final.json") for d in run_dirs]
+            if all(os.path.exists(p) for p in finals_paths):
+                finals = [_read_json(p) for p in finals_paths]
+            else:
+                first = members[0].config
+                if bar is not None:
+                    from tqdm import tqdm  # noqa: PLC0415
+
+                    member_bar = tqdm(total=first.num_steps, desc=f"  {pop_id} ({len(members)} runs)", unit="step",
+                                      position=1, leave=False, dynamic_ncols=True)
+                finals = population.train_population(
+                    [r.config for r in members], run_dirs, os.path.join(workdir, "populations", pop_id),
+                    dataset=dataset, executor=executor, on_steps=member_bar.update if member_bar else None,
+                )
+                if member_bar is not None:
+                    member_bar.close()
+            rows.extend(result_row(r, pop_id, f) for r, f in zip(members, finals, strict=True))
+            if bar is not None:
+                bar.update(len(members))
+    finally:
+        if bar is not None:
+            bar.close()
+
+    order = {r.run_id: i for i, r in enumerate(runs)}
+    rows.sort(key=lambda row: order[row["run_id"]])
+    report.write_results_csv(os.path.join(workdir, "results.csv"), rows)
+    metrics = [m for m in SUMMARY_METRICS if rows and m in rows[0]]
+    summary = report.summarize(rows, metrics=metrics)
+    table = report.write_summary(workdir, summary, metrics=metrics)
+    for metric, higher in HEATMAP_METRICS.items():
+        if rows and metric in rows[0]:
+            report.plot_heatmap(summary, metric, os.path.join(workdir, f"heatmap_{metric}.png"),
+                                higher_is_better=higher)
+    report.plot_curves(workdir, rows, os.path.join(workdir, "curves.png"))
+    report.plot_sample_panels(workdir, rows, os.path.join(workdir, "samples.png"), dataset=dataset)
+    log(table)
+    return rows
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
