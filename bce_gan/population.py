@@ -120,11 +120,14 @@ def make_population_steps(gan: GANDef, num_steps: int, executor: str, num_shards
     elif executor == "map":
 
         def run(states, data, keys):
-            def split(x):
-                return x.reshape(num_shards, x.shape[0] // num_shards, *x.shape[1:])
-
             def shard(states, keys):
                 return jax.lax.map(lambda member: steps(member[0], data, member[1]), (states, keys))
+
+            if num_shards == 1:  # (a vmap over an axis of 1 would turn every matmul into a slower batched one)
+                return shard(states, keys)
+
+            def split(x):
+                return x.reshape(num_shards, x.shape[0] // num_shards, *x.shape[1:])
 
             out = jax.vmap(shard)(jax.tree.map(split, states), split(keys))
             return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), out)

@@ -158,7 +158,7 @@ def format_table(variants: list[Variant]) -> list[str]:
         median = float(np.median(t))
         p10, p90 = np.percentile(t, [10, 90]) * 1e3
         base = baselines.get((v.group, v.mode))
-        speedup = f"{float(np.median(base.times)) / median:7.2f}x" if base is not None else "       -"
+        speedup = "-" if base is None else f"{float(np.median(base.times)) / median:.2f}x"
         label = f"{v.group}: {v.name}" if v.group != "reference" else v.name
         lines.append(f"{label:<44} {v.mode:<8} {median * 1e3:10.3f} {p10:8.3f}-{p90:<8.3f} "
                      f"{speedup:>8} {v.bytes_moved / median / 1e9:7.2f}")
@@ -207,8 +207,8 @@ def main(argv: list[str] | None = None) -> list[Variant]:
 
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()}), "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
-    print(f"n = {args.n:,} float32 elements, {args.warmup} warm-up calls, {args.repeats} interleaved "
-          f"rounds over {len(variants)} variants")
+    print(f"n = {args.n:,} float32 elements, {args.warmup} warm-up calls, "
+          f"{args.repeats} interleaved rounds over {len(variants)} variants")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in load_before)}")
     run(variants, args.repeats, args.warmup)
     load_after = os.getloadavg()

@@ -1,4 +1,4 @@
-"""Smoke tests of the two loss experiments: experiments.bce_curves and experiments.benchmark_losses."""
+"""Smoke tests of the loss experiments: experiments.bce_curves, experiments.benchmark_losses."""
 
 import re
 
@@ -43,12 +43,14 @@ def test_bce_curves_loss_curves():
 
 
 def test_benchmark_losses_smoke(capsys):
-    variants = benchmark_losses.main(["--n", "1000", "--repeats", "2", "--warmup", "1", "--no-torch"])
+    argv = ["--n", "1000", "--repeats", "2", "--warmup", "1", "--no-torch"]
+    variants = benchmark_losses.main(argv)
     printed = capsys.readouterr().out
     assert all(len(v.times) == 2 for v in variants)
     ratios = re.findall(r"^ratio (\S+) (fwd\+bwd|fwd): .* = ([0-9.]+)x", printed, flags=re.M)
     assert {(name, mode) for name, mode, _ in ratios} == {
-        ("bce_with_logits", "fwd"), ("bce_with_logits", "fwd+bwd"), ("bce", "fwd"), ("bce", "fwd+bwd")
+        ("bce_with_logits", "fwd"), ("bce_with_logits", "fwd+bwd"), ("bce", "fwd"),
+        ("bce", "fwd+bwd"),
     }
     assert all(float(r) > 0 for _, _, r in ratios)
     assert "x.sum() (bandwidth reference)" in printed
