@@ -14,8 +14,9 @@ so one ``jax.jit`` program trains them all:
   both).
 
 The member axis is sharded over the available devices (``jax.sharding``): each device trains
-``P / D`` members. A member whose loss becomes NaN or inf is frozen at its last finite state and
-marked diverged with the step; the other members go on unaffected.
+``P / D`` members. A member whose loss becomes NaN or inf is marked diverged with the step and
+frozen at the start of the host call (``log_every`` steps) in which it diverged; the other members
+go on unaffected.
 """
 
 from __future__ import annotations

@@ -343,9 +343,11 @@ def train_steps(
       key: the run's training key; step t uses ``fold_in(key, t)``.
       gan: the static definition.
       num_steps: steps to run (static).
-      freeze_on_divergence: once a loss is not finite, keep the state of the step before it and
-        record the step in ``state.diverged_step`` (populations use this so that one member's
-        divergence leaves the others untouched; a single run stops on the host instead).
+      freeze_on_divergence: record the first step whose loss is not finite in
+        ``state.diverged_step``, and from then on keep the state this call started from: a diverged
+        run is frozen at the start of the chunk in which it diverged (populations use this, so that a
+        member's divergence leaves the others untouched; a single run stops on the host instead).
+        One select per call, not per step: per step it cost ~30% of a small GAN's step time.
 
     Returns:
       The state after the steps and the metrics of each step, each ``[num_steps]``.
@@ -358,16 +360,16 @@ def train_steps(
         index = jax.random.randint(batch_key, (gan.n_disc, gan.batch_size), 0, n)
         new_state, metrics = train_step(state, data[index], step_key, gan=gan)
         if freeze_on_divergence:
-            alive = state.diverged_step < 0
-            finite = jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"])
-            new_state = jax.tree.map(lambda new, old: jnp.where(alive & finite, new, old), new_state, state)
-            new_state = new_state.replace(
-                step=state.step + 1,
-                diverged_step=jnp.where(alive & ~finite, state.step, state.diverged_step),
-            )
+            first_bad = (state.diverged_step < 0) & ~(jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"]))
+            new_state = new_state.replace(diverged_step=jnp.where(first_bad, state.step, state.diverged_step))
         return new_state, metrics
 
-    return jax.lax.scan(body, state, length=num_steps)
+    end_state, metrics = jax.lax.scan(body, state, length=num_steps)
+    if freeze_on_divergence:
+        frozen = end_state.diverged_step >= 0
+        kept = jax.tree.map(lambda end, start: jnp.where(frozen, start, end), end_state, state)
+        end_state = kept.replace(step=end_state.step, diverged_step=end_state.diverged_step)
+    return end_state, metrics
 
 
 # ---------------------------------------------------------------------------------------------

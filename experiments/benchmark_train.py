@@ -586,15 +586,16 @@ def report(cases: list[Case], peak_rates: list[float], with_torch: bool, args: a
     )
     print(
         "Cores used = the process's CPU time / wall time during a variant's measurement: with other processes "
-        "running, a loop with more threads gets a larger share of the machine, so compare ratios with this in view."
+        "running, a loop with more threads gets a larger share of the machine, so compare ratios with this in view; "
+        "iterations per CPU-second do not depend on that share (but count time spent spinning)."
     )
 
     print()
     print(
         "| m | GFLOP / it | JAX K | JAX it/s min–max | course min–max | tuned min–max | torch threads "
-        "| cores used JAX / course / tuned | tuned % of peak |"
+        "| cores used JAX / course / tuned | JAX / tuned per CPU-second | tuned % of peak |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for case in cases:
         cells = [case.label, f"{case.flops / 1e9:.3f}", str(case.variants[0].iters_per_unit)]
         for name in ("JAX", "course", "tuned"):
@@ -603,10 +604,13 @@ def report(cases: list[Case], peak_rates: list[float], with_torch: bool, args: a
         cells.append("/".join(str(v.threads) for v in case.variants[1:]) or "–")
         cells.append(" / ".join(f"{statistics.median(case.cores[v.name]):.2f}" for v in case.variants))
         if with_torch:
+            per_cpu = [r / c for r, c in zip(case.rates["JAX"], case.cores["JAX"], strict=True)]
+            tuned_per_cpu = [r / c for r, c in zip(case.rates["tuned"], case.cores["tuned"], strict=True)]
+            cells.append(f"{_median_ratio(per_cpu, tuned_per_cpu):.2f}×")
             fraction = statistics.median(r * case.flops / p for r, p in zip(case.rates["tuned"], peak_rates, strict=True))
             cells.append(f"{100 * fraction:.0f}%")
         else:
-            cells.append("–")
+            cells += ["–", "–"]
         print("| " + " | ".join(cells) + " |")
 
     if with_torch:
