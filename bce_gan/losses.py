@@ -23,6 +23,7 @@ These functions need jax alone. They are pure, shape-checked at trace time, and 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -70,7 +71,7 @@ def _logit_loss(x, y, q):
     big = jnp.asarray(jnp.finfo(x.dtype).max, x.dtype)
     abs_x = jnp.abs(x)
     sign_x = jnp.sign(x)
-    c = (b * (1 + sign_x) + a * (1 - sign_x)) / 2  # b for x > 0, a for x < 0, (a + b)/2 at 0
+    c = b * jnp.maximum(sign_x, 0) + a * jnp.maximum(-sign_x, 0)  # b for x > 0, a for x < 0 (0 at 0)
     finite_abs_x = jnp.minimum(abs_x, big)
     # 0 for finite x; for |x| = inf, min(inf, c·M)·M: inf if c > 0, 0 if c = 0. (Not c·M·M, which
     # XLA may fold into c·inf.)
@@ -82,21 +83,26 @@ def _logit_loss_jvp(primals, tangents):
     x, y, q = primals
     x_dot, y_dot, q_dot = tangents
     out = _logit_loss(x, y, q)
-    zeros = jnp.zeros_like(out)
-    tangent = zeros
+    terms = []
     if not _is_zero_tangent(x_dot):
-        # d/dx = σ(x)(1 + (q − 1)y) − q·y, written as (1 − y)·σ(x) − q·y·σ(−x) so that both
-        # products keep their relative accuracy (σ(20) − 1 would round to 0 in float32).
-        d_x = (1 - y) * jax.nn.sigmoid(x) - q * y * jax.nn.sigmoid(-x)
-        tangent = tangent + d_x * x_dot
+        # d/dx = σ(x)(1 + (q − 1)y) − q·y = σ(x) + y·(q·(σ(x) − 1) − σ(x)), finite at ±inf, with
+        # σ(x) = 1/2 + tanh(x/2)/2: XLA's tanh is a short polynomial, faster on CPU than
+        # jax.nn.sigmoid. Near saturation the error is absolute, in the last bit of σ (σ(20) − 1
+        # rounds to 0 in float32, as the formula does). Written with no constant but 1/2, so that
+        # it shares no expression with the forward pass: XLA:CPU would materialise a shared
+        # constant array between the two fusions of jax.value_and_grad (costing ~2x there).
+        half_tanh = 0.5 * jnp.tanh(0.5 * x)
+        sigmoid_x = 0.5 + half_tanh
+        d_x = sigmoid_x + y * (q * (half_tanh - 0.5) - sigmoid_x)
+        terms.append(d_x * x_dot)
     if not _is_zero_tangent(y_dot) or not _is_zero_tangent(q_dot):
         sp_neg = _logit_loss(x, jnp.ones_like(y), jnp.ones_like(q))  # softplus(−x)
         if not _is_zero_tangent(y_dot):
             sp_pos = _logit_loss(x, jnp.zeros_like(y), jnp.ones_like(q))  # softplus(x)
-            tangent = tangent + (q * sp_neg - sp_pos) * y_dot
+            terms.append((q * sp_neg - sp_pos) * y_dot)
         if not _is_zero_tangent(q_dot):
-            tangent = tangent + jnp.where(y == 0, zeros, y * sp_neg) * q_dot
-    return out, tangent
+            terms.append(jnp.where(y == 0, jnp.zeros_like(out), y * sp_neg) * q_dot)
+    return out, functools.reduce(jnp.add, terms)
 
 
 _logit_loss.defjvp(_logit_loss_jvp, symbolic_zeros=True)
@@ -148,6 +154,29 @@ _prob_loss.defjvp(_prob_loss_jvp, symbolic_zeros=True)
 # ---------------------------------------------------------------------------------------------
 # Argument handling shared by both losses.
 # ---------------------------------------------------------------------------------------------
+
+
+@jax.custom_vjp
+def _saturating_cast(x, like):
+    """``x`` cast to the dtype of ``like``; the gradient comes back clipped to ``x``'s finite range.
+
+    Used to widen half-precision probabilities: their gradient (up to 1e12 per element, times the
+    weights) must saturate at float16's 65504 rather than overflow to inf on the way back.
+    """
+    return x.astype(like.dtype)
+
+
+def _saturating_cast_fwd(x, like):
+    return x.astype(like.dtype), (jnp.zeros((), x.dtype), like)
+
+
+def _saturating_cast_bwd(residuals, g):
+    zero, like = residuals
+    limit = jnp.finfo(zero.dtype).max
+    return jnp.clip(g, -limit, limit).astype(zero.dtype), jnp.zeros_like(like)
+
+
+_saturating_cast.defvjp(_saturating_cast_fwd, _saturating_cast_bwd)
 
 
 def _input_array(value, name: str) -> jax.Array:
@@ -222,7 +251,7 @@ def _reduce(losses, weights, mask, reduction: str):
     return jnp.where(empty, jnp.zeros_like(total), total / jnp.where(empty, 1, denominator))
 
 
-def _prepare(inputs, input_name, labels, weights, where, label_smoothing, safe_input):
+def _prepare(inputs, input_name, labels, weights, where, label_smoothing, safe_input, saturate_gradient=False):
     """Casts everything to the compute dtype, checks shapes and replaces excluded entries."""
     dtype = jnp.promote_types(inputs.dtype, jnp.float32)
     shape = inputs.shape
@@ -230,7 +259,10 @@ def _prepare(inputs, input_name, labels, weights, where, label_smoothing, safe_i
     if weights is not None:
         weights = _broadcast_arg(weights, "weights", input_name, shape, dtype)
     mask = _mask_array(where, input_name, shape)
-    inputs = inputs.astype(dtype)
+    if saturate_gradient and inputs.dtype != dtype:
+        inputs = _saturating_cast(inputs, jnp.zeros((), dtype))
+    else:
+        inputs = inputs.astype(dtype)
     if mask is not None:
         # Replace excluded entries by safe values *before* the loss, so NaN/inf there can reach
         # neither the loss nor any gradient.
@@ -299,8 +331,7 @@ def bce_with_logits(
             logits, "logits", labels, weights, where, label_smoothing, safe_input=0.0
     )
     if pos_weight is None:
-        q = jnp.ones((), dtype)
-        q = jnp.broadcast_to(q, x.shape)
+        q = jnp.ones((), dtype)  # a scalar: broadcast inside the fusions, never materialised
     else:
         q = _broadcast_arg(pos_weight, "pos_weight", "logits", x.shape, dtype)
         if mask is not None:
@@ -355,7 +386,7 @@ def bce(
     probs = _input_array(probs, "probs")
     grad_max = jnp.asarray(jnp.finfo(probs.dtype).max, jnp.promote_types(probs.dtype, jnp.float32))
     p, y, weights, mask, dtype = _prepare(
-            probs, "probs", labels, weights, where, label_smoothing, safe_input=0.5
+            probs, "probs", labels, weights, where, label_smoothing, safe_input=0.5, saturate_gradient=True
     )
     losses = _prob_loss(p, y, grad_max)
     if mask is not None:

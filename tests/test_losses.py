@@ -453,6 +453,15 @@ def test_prob_gradient_saturates_to_input_dtype():
     np.testing.assert_allclose(np.asarray(g32), [-1e12, 1e12, 1.0], rtol=1e-6)
 
 
+def test_prob_gradient_saturates_with_weights():
+    # "saturated to the input dtype's finite range: never NaN or inf for p in [0, 1]", weights too:
+    # d/dp of 2·(−log p) at p = 0 is −2e12, which float16 holds only as −65504.
+    p16 = jnp.asarray([0.0, 1.0], jnp.float16)
+    g = jax.grad(lambda p_: bce(p_, jnp.asarray([1.0, 0.0]), weights=2.0, reduction="sum"))(p16)
+    assert g.dtype == jnp.float16
+    np.testing.assert_array_equal(np.asarray(g, np.float32), [-F16_MAX, F16_MAX])
+
+
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32])
 def test_prob_gradient_never_nan_or_inf_on_unit_interval(dtype):
     info = np.finfo(dtype)

@@ -8,20 +8,12 @@ discriminator wins first, then the generator's loss climbs above 1.
 """
 
 
+from experiments.configs import course_mnist
+
+
 def get_config():
-    return dict(
-        dataset="digits",
-        model="mlp",
-        learning_rate=1e-5,
-        adam_b1=0.9,
-        adam_b2=0.999,
-        batch_size=128,
-        num_steps=10_000,
-        log_every=250,
-        sample_every=2500,
-        checkpoint_every=2500,
-        num_samples=64,
-    )
+    steps = dict(num_steps=10_000, log_every=250, sample_every=2500, checkpoint_every=2500)
+    return dict(course_mnist.get_config(), dataset="digits", **steps)
 
 
 def get_sweep():

@@ -7,17 +7,8 @@ Needs MNIST prepared in TFDS.
 """
 
 
+from experiments.configs import course_digits
+
+
 def get_config():
-    return dict(
-        dataset="mnist",
-        model="dcgan",
-        learning_rate=2e-4,
-        adam_b1=0.5,
-        adam_b2=0.999,
-        batch_size=128,
-        num_steps=10_000,
-        log_every=250,
-        sample_every=2500,
-        checkpoint_every=2500,
-        num_samples=64,
-    )
+    return dict(course_digits.get_config(), dataset="mnist", model="dcgan", learning_rate=2e-4, adam_b1=0.5)
