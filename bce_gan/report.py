@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from io import StringIO
 from typing import Any
@@ -89,8 +90,17 @@ def plot_samples(ax, samples: np.ndarray, *, dataset: Any = None, title: str | N
         ax.set_title(title, fontsize=9)
 
 
+# pyplot's figure manager is not thread-safe; sweeps train populations in threads.
+_PYPLOT_LOCK = threading.Lock()
+
+
 def save_samples(samples: np.ndarray, path: str | os.PathLike, *, dataset: Any = None, title: str | None = None) -> None:
-    """Writes a PNG of ``samples`` (see :func:`plot_samples`) atomically."""
+    """Writes a PNG of ``samples`` (see :func:`plot_samples`) atomically. Thread-safe."""
+    with _PYPLOT_LOCK:
+        _save_samples(samples, path, dataset=dataset, title=title)
+
+
+def _save_samples(samples, path, *, dataset, title) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     try:

@@ -16,6 +16,7 @@ the others from their population's last checkpoint. Every file is written atomic
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -137,10 +138,22 @@ def run_sweep(
     *,
     overwrite: bool = False,
     executor: str = "auto",
+    parallel: int | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Runs (or resumes) the sweep; writes results, summary and plots; returns the result rows."""
+    """Runs (or resumes) the sweep; writes results, summary and plots; returns the result rows.
+
+    Args:
+      base: options shared by every run.
+      grid: option -> list of values to sweep.
+      workdir: the sweep's folder (see the module docstring).
+      overwrite: delete a different sweep found in ``workdir`` instead of refusing.
+      executor: how a population's members run (``population.EXECUTORS``).
+      parallel: populations trained at the same time (default: :func:`default_parallelism`).
+      progress: show tqdm bars.
+      log: where the summary table is printed.
+    """
     from bce_gan import report  # noqa: PLC0415
 
     runs = plan_sweep(base, grid)
@@ -150,37 +163,63 @@ def run_sweep(
     os.makedirs(workdir, exist_ok=True)
     _check_definition(workdir, {"base": dict(runs[0].config.to_dict(), **{k: None for k in grid}), "grid": grid}, overwrite)
 
-    bar = member_bar = None
+    def run_dirs(members):
+        return [os.path.join(workdir, "runs", r.run_id) for r in members]
+
+    finals: dict[str, list[dict]] = {}
+    for pop_id, members in groups.items():  # finished populations are read, not trained
+        paths = [os.path.join(d, "final.json") for d in run_dirs(members)]
+        if all(os.path.exists(p) for p in paths):
+            finals[pop_id] = [_read_json(p) for p in paths]
+    todo = [pop_id for pop_id in groups if pop_id not in finals]
+    # Largest populations first: with several workers the sweep ends when the longest queue does.
+    todo.sort(key=lambda p: -len(groups[p]) * groups[p][0].config.batch_size * groups[p][0].config.num_steps)
+    workers = max(1, min(parallel or default_parallelism(), len(todo) or 1))
+
+    bar = None
     if progress:
         from tqdm import tqdm  # noqa: PLC0415
 
-        bar = tqdm(total=len(runs), desc="sweep", unit="run", position=0, dynamic_ncols=True)
-    rows = []
-    try:
-        for pop_id, members in groups.items():
-            run_dirs = [os.path.join(workdir, "runs", r.run_id) for r in members]
-            finals_paths = [os.path.join(d, "final.json") for d in run_dirs]
-            if all(os.path.exists(p) for p in finals_paths):
-                finals = [_read_json(p) for p in finals_paths]
-            else:
-                first = members[0].config
-                if bar is not None:
-                    from tqdm import tqdm  # noqa: PLC0415
+        bar = tqdm(total=len(runs), initial=sum(len(f) for f in finals.values()), desc="sweep", unit="run",
+                   position=0, dynamic_ncols=True)
 
-                    member_bar = tqdm(total=first.num_steps, desc=f"  {pop_id} ({len(members)} runs)", unit="step",
-                                      position=1, leave=False, dynamic_ncols=True)
-                finals = population.train_population(
-                    [r.config for r in members], run_dirs, os.path.join(workdir, "populations", pop_id),
-                    dataset=dataset, executor=executor, on_steps=member_bar.update if member_bar else None,
-                )
-                if member_bar is not None:
-                    member_bar.close()
-            rows.extend(result_row(r, pop_id, f) for r, f in zip(members, finals, strict=True))
-            if bar is not None:
-                bar.update(len(members))
+    def train_one(slot: int, pop_id: str) -> list[dict]:
+        members = groups[pop_id]
+        member_bar = None
+        if progress:
+            from tqdm import tqdm  # noqa: PLC0415
+
+            member_bar = tqdm(total=members[0].config.num_steps, desc=f"  {pop_id} ({len(members)} runs)",
+                              unit="step", position=1 + slot, leave=False, dynamic_ncols=True)
+        try:
+            return population.train_population(
+                [r.config for r in members], run_dirs(members), os.path.join(workdir, "populations", pop_id),
+                dataset=dataset, executor=executor, on_steps=member_bar.update if member_bar else None,
+            )
+        finally:
+            if member_bar is not None:
+                member_bar.close()
+
+    # Populations train in threads (jax releases the GIL while computing): on a CPU one small
+    # program keeps one core busy, so two at a time use both cores of a 2-core machine.
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            slots = itertools.cycle(range(workers))
+            futures = {pool.submit(train_one, next(slots), pop_id): pop_id for pop_id in todo}
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    finals[futures[future]] = future.result()
+                    if bar is not None:
+                        bar.update(len(groups[futures[future]]))
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
     finally:
         if bar is not None:
             bar.close()
+    rows = [result_row(r, pop_id, f) for pop_id, members in groups.items()
+            for r, f in zip(members, finals[pop_id], strict=True)]
 
     order = {r.run_id: i for i, r in enumerate(runs)}
     rows.sort(key=lambda row: order[row["run_id"]])
@@ -196,6 +235,15 @@ def run_sweep(
     report.plot_sample_panels(workdir, rows, os.path.join(workdir, "samples.png"), dataset=dataset)
     log(table)
     return rows
+
+
+def default_parallelism() -> int:
+    """Populations to train at once: one per CPU core on a CPU backend, else one."""
+    import jax  # noqa: PLC0415
+
+    if jax.default_backend() != "cpu":
+        return 1
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def _read_json(path: str) -> dict[str, Any]:

@@ -33,10 +33,11 @@ BatchNorm momentum 0.1 (PyTorch's convention) and eps 1e-5 on both sides. Real b
 from an in-memory array: uniform noise of ``--num-examples`` images (no download) for the MLP, ``ring8``
 points for the 2-D GAN; the same array feeds JAX and PyTorch.
 
-Method. All variants live in one process. After a warm-up (JAX compilation, the first PyTorch steps) each
-variant is calibrated to a fixed number of iterations lasting about ``--seconds``; then each repeat
-measures the matmul peak and, model by model, each variant back to back (the order of the variants
-rotates from one repeat to the next), blocking on the results (``block_until_ready``). It/s are medians
+Method. All variants live in one process. After a warm-up (JAX compilation, the first PyTorch steps), each
+repeat measures the matmul peak and, model by model, each variant back to back (the order of the variants
+rotates from one repeat to the next), each for the same wall-clock budget: whole calls (JAX: K
+iterations; PyTorch: one iteration) until ``--seconds`` have passed, blocking on the results
+(``block_until_ready``). It/s are medians
 over repeats; ratios and fractions of peak are medians of the per-repeat ratios, so that a change of load
 between repeats cancels. JAX's K is chosen so one call lasts at least ``--call-seconds`` even at the
 matmul peak. JAX uses all cores. Each PyTorch loop runs twice per repeat, with 1 intra-op thread and with
@@ -208,28 +209,22 @@ class Variant:
     name: str
     run: Callable[[int], None]  # run(units) blocks until the work is done
     iters_per_unit: int
-    units: int = 1  # units per measurement, set by calibrate()
     threads: int | None = None  # PyTorch's intra-op threads for this variant; None: JAX
 
     @property
     def key(self) -> str:
         return self.name if self.threads is None else f"{self.name}@{self.threads}"
 
-
-def calibrate(variant: Variant, seconds: float, *, warmup_units: int) -> float:
-    """Warms up, then sets ``variant.units`` so one measurement lasts about ``seconds``; returns it/s."""
-    variant.run(warmup_units)
-    units, elapsed = 1, 0.0
-    while True:
-        start = time.perf_counter()
-        variant.run(units)
-        elapsed = time.perf_counter() - start
-        if elapsed >= min(0.25, seconds / 2) or units >= 1 << 16:
-            break
-        units *= 2
-    per_unit = elapsed / units
-    variant.units = max(1, round(seconds / per_unit))
-    return variant.iters_per_unit / per_unit
+    def measure(self, seconds: float) -> tuple[float, float]:
+        """Runs whole units for at least ``seconds`` (one unit at least); returns (it/s, cores used), where
+        cores used = this process's CPU time / wall time."""
+        units, start, cpu_start = 0, time.perf_counter(), time.process_time()
+        while True:
+            self.run(1)
+            units += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return units * self.iters_per_unit / elapsed, (time.process_time() - cpu_start) / elapsed
 
 
 def jax_variant(model: Model, batch_size: int, data: jax.Array, num_steps: int) -> tuple[Variant, Any]:
@@ -457,7 +452,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def build_case(model: Model, batch_size: int, data: jax.Array, torch: Any, args: argparse.Namespace, peak_flops_s: float) -> Case:
-    """Compiles and calibrates the variants of one model at one m; prints one line about them."""
+    """Compiles and warms up the variants of one model at one m; prints one line about them."""
     flops = matmul_flops_per_iteration(model, batch_size)
     num_steps = max(1, math.ceil(args.call_seconds * peak_flops_s / flops))
     label = f"{batch_size}" if model is COURSE_MLP else f"{model.name}, m={batch_size}"
@@ -466,7 +461,7 @@ def build_case(model: Model, batch_size: int, data: jax.Array, torch: Any, args:
     check_jax_layers(model, holder["state"])
     jax_run.run(1)  # compiles
     compile_s = time.perf_counter() - start
-    rate = calibrate(jax_run, args.seconds, warmup_units=0)
+    rate, _ = jax_run.measure(min(args.seconds, 0.5))
     variants = [jax_run]
     line = f"{model.name}, m={batch_size}: K={num_steps}, compile {compile_s:.1f} s, JAX ~{rate:.1f} it/s"
     if torch is not None:
@@ -484,7 +479,8 @@ def build_case(model: Model, batch_size: int, data: jax.Array, torch: Any, args:
             for threads in args.thread_choices:  # the variants of one loop share its model and optimiser
                 variant = Variant(name, loop, 1, threads=threads)
                 torch.set_num_threads(threads)
-                rate = calibrate(variant, args.seconds, warmup_units=3)
+                loop(3)  # warm-up
+                rate, _ = variant.measure(min(args.seconds, 0.5))
                 line += f", {variant.key} ~{rate:.1f}"
                 variants.append(variant)
     print(line, flush=True)
@@ -509,7 +505,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"start: {_load()}", flush=True)
 
     peak, peak_flops = peak_variant(args.peak_size)
-    peak_estimate = calibrate(peak, min(args.seconds, 0.5), warmup_units=1) * peak_flops
+    peak.run(1)  # compiles
+    peak_estimate = peak.measure(min(args.seconds, 0.5))[0] * peak_flops
 
     models = [(COURSE_MLP, m) for m in args.batch_sizes] + ([] if args.no_toy else [(TOY_2D, TOY_BATCH_SIZE)])
     mlp_data = jax.random.uniform(jax.random.key(1), (args.num_examples, *COURSE_MLP.data_shape), jnp.float32)
@@ -525,18 +522,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     peak_rates = []
     for repeat in range(args.repeats):
-        start = time.perf_counter()
-        peak.run(peak.units)
-        peak_rates.append(peak.units * peak_flops / (time.perf_counter() - start))
+        peak_rates.append(peak.measure(args.seconds)[0] * peak_flops)
         for case in cases:
             shift = repeat % len(case.variants)
             for variant in case.variants[shift:] + case.variants[:shift]:
                 if variant.threads is not None:
                     torch.set_num_threads(variant.threads)
-                start, cpu_start = time.perf_counter(), time.process_time()
-                variant.run(variant.units)
-                elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-                case.samples[variant.key].append((variant.units * variant.iters_per_unit / elapsed, cpu / elapsed))
+                case.samples[variant.key].append(variant.measure(args.seconds))
         print(f"repeat {repeat + 1}/{args.repeats}: peak {peak_rates[-1] / 1e9:.1f} GFLOP/s, {_load()}", flush=True)
 
     for case in cases:  # the JAX runs trained: their losses are finite

@@ -35,6 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true", help="delete a different sweep found in --workdir")
     parser.add_argument("--executor", default="auto", choices=("auto", "vmap", "map"),
                         help="how a population's members run: vmapped, or one after another in one program")
+    parser.add_argument("--parallel", type=int, default=None,
+                        help="populations trained at the same time (default: one per CPU core on CPU, else 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     cli.add_config_flags(parser, lists=True)
     return parser.parse_args(argv)
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     try:
         sweep.run_sweep(base, grid, workdir, overwrite=args.overwrite, executor=args.executor,
-                        progress=not args.no_progress)
+                        parallel=args.parallel, progress=not args.no_progress)
     except (DatasetNotPreparedError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -114,7 +114,7 @@ def test_divergence_is_recorded_and_isolated(tmp_path):
     assert not rows[1e-3]["diverged"] and rows[1e-3]["diverged_step"] == -1
 
 
-_KILL_GRID = ["--learning-rates", "1e-3,3e-3", "--batch-sizes", "16,32", "--seeds", "2", "--num-steps", "300",
+_KILL_GRID = ["--learning-rates", "1e-3,3e-3", "--batch-sizes", "16,32", "--seeds", "1", "--num-steps", "200",
               "--log-every", "50", "--checkpoint-every", "100", "--num-samples", "300",
               "--dataset-option", "num_samples=4000", "--model-option", "hidden=(16,16)", "--no-progress"]
 
