@@ -367,5 +367,5 @@ def test_report_imports_no_training_code():
         elif isinstance(node, ast.ImportFrom):
             modules.update(f"{node.module}.{alias.name}" if node.module == "bce_gan" else node.module for alias in node.names)
     roots = {name.split(".")[0] for name in modules}
-    assert roots <= {"__future__", "collections", "csv", "io", "json", "math", "matplotlib", "numpy", "os", "re", "typing", "bce_gan"}
+    assert roots <= {"__future__", "collections", "csv", "io", "json", "math", "matplotlib", "numpy", "os", "re", "threading", "typing", "bce_gan"}
     assert {name for name in modules if name.startswith("bce_gan")} == {"bce_gan.io"}
