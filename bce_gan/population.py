@@ -9,6 +9,8 @@ so one ``jax.jit`` program trains them all:
   models on CPU (the 2-D GANs), and everything on GPU/TPU.
 * ``executor="map"``: members one after another inside the same program (``jax.lax.map``). On CPU a
   compute-bound member (the course MLP GAN) runs its plain matmuls faster than batched ones.
+* ``executor="loop"``: one solo program, called for each member in turn from the host: the
+  sequential baseline itself, compiled once per population.
 * ``executor="auto"`` (default) picks ``vmap`` on accelerators, and on CPU by the matmul work of one
   member step (see :func:`choose_executor`; ``python -m experiments.benchmark_population`` measures
   both).
@@ -49,7 +51,7 @@ __all__ = [
 # Options that may differ between members of one population.
 TRACED_FIELDS = ("learning_rate", "g_learning_rate", "d_learning_rate", "adam_b1", "adam_b2")
 MEMBER_FIELDS = (*TRACED_FIELDS, "seed")
-EXECUTORS = ("auto", "vmap", "map")
+EXECUTORS = ("auto", "vmap", "map", "loop")
 
 # On CPU, members whose step needs more multiply-adds than this run faster one after another
 # (measured on a 2-core CPU: vmap gains 1.27x over solo runs for the 2-D GANs, loses 0.83x for the
@@ -133,8 +135,18 @@ def make_population_steps(gan: GANDef, num_steps: int, executor: str, num_shards
             out = jax.vmap(shard)(jax.tree.map(split, states), split(keys))
             return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), out)
 
+    elif executor == "loop":
+        # One solo program, called once per member from the host: exactly the sequential baseline,
+        # compiled once for all members (their learning rates live in their optimizer states).
+        solo = jax.jit(steps, donate_argnums=0)
+
+        def run_loop(states, data, keys):
+            outs = [solo(jax.tree.map(lambda x: x[i], states), data, keys[i]) for i in range(keys.shape[0])]
+            return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+
+        return run_loop
     else:
-        raise ValueError(f"executor={executor!r}; allowed: vmap, map")
+        raise ValueError(f"executor={executor!r}; allowed: vmap, map, loop")
     return jax.jit(run, donate_argnums=0)
 
 

@@ -6,6 +6,7 @@ MLP GAN (28x28, m 128, synthetic data), times K training steps of:
 * ``solo``: P separate jitted runs, one after another (what a plain loop over configurations does);
 * ``vmap``: one program, members vmapped;
 * ``map``: one program, members one after another (``jax.lax.map``);
+* ``loop``: one solo program (with the population's divergence bookkeeping) called per member;
 
 interleaved in one process, medians of ``--repeats`` after a warm-up (compilation excluded), and prints
 the speed-up of each population executor over ``solo`` and the executor ``auto`` picks. About 2 min on
@@ -50,7 +51,7 @@ def bench_model(config: TrainConfig, shape, members: int, steps: int, repeats: i
     solo_states = [train.init_state(gan, train.run_keys(c.seed)[0]) for c in configs]
     train_keys = [train.run_keys(c.seed)[1] for c in configs]
     keys = jnp.stack(train_keys)
-    pop_runs = {e: population.make_population_steps(gan, steps, e) for e in ("vmap", "map")}
+    pop_runs = {e: population.make_population_steps(gan, steps, e) for e in ("vmap", "map", "loop")}
     pop_states = {e: population.init_population(gan, configs) for e in pop_runs}
 
     def solo():
@@ -63,7 +64,7 @@ def bench_model(config: TrainConfig, shape, members: int, steps: int, repeats: i
 
         return run
 
-    variants = {"solo": solo, "vmap": pop("vmap"), "map": pop("map")}
+    variants = {"solo": solo, "vmap": pop("vmap"), "map": pop("map"), "loop": pop("loop")}
     for fn in variants.values():  # warm-up: compile
         _time(fn)
     times = {name: [] for name in variants}
@@ -83,13 +84,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(f"jax {jax.__version__}, {jax.devices()[0].platform} x{len(jax.devices())}, load {os.getloadavg()}")
     print(f"{args.members} members, {args.steps} steps per call, median of {args.repeats}\n")
-    print("| model | solo (s) | vmap (s) | map (s) | vmap speed-up | map speed-up | auto picks |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print("| model | solo (s) | vmap (s) | map (s) | loop (s) | vmap speed-up | map speed-up | loop speed-up | auto picks |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for name in args.models.split(","):
         config, shape = MODELS[name.strip()]
         t = bench_model(config, shape, args.members, args.steps, args.repeats)
-        print(f"| {name} | {t['solo']:.3f} | {t['vmap']:.3f} | {t['map']:.3f} | {t['solo'] / t['vmap']:.2f}x | "
-              f"{t['solo'] / t['map']:.2f}x | {t['auto']} |")
+        print(f"| {name} | {t['solo']:.3f} | {t['vmap']:.3f} | {t['map']:.3f} | {t['loop']:.3f} | "
+              f"{t['solo'] / t['vmap']:.2f}x | {t['solo'] / t['map']:.2f}x | {t['solo'] / t['loop']:.2f}x | {t['auto']} |")
     print(f"\nload after: {os.getloadavg()}")
 
 

@@ -5,11 +5,13 @@ Run::
     python -m experiments.benchmark_train              # m = 32, 128, 512, 2048 and the 2-D GAN
     python -m experiments.benchmark_train --batch-sizes 128 --no-toy --repeats 5 --seconds 0.5
 
-Runtime on a 2-core CPU: about 4 minutes with the defaults (7 repeats of 1 s per variant and model,
-about 1 minute of JAX compilation); longer when other processes load the machine. Writes nothing; prints
-the library versions, the load average (``os.getloadavg()``) at the start, after each repeat and at the end,
-the measured float32 matmul peak, and a Markdown table, one row per model, of the median training
-iterations per second of
+Runtime on the project's shared 2-core CPU: about 8 minutes with the defaults (7 repeats × 5 models × 5
+variants of ≥ 1 s each, about 1 minute of JAX compilation, and single PyTorch iterations that take seconds
+when 2 OpenMP threads meet other processes); ``--batch-sizes 128 --no-toy --repeats 5`` takes about 2.
+
+Writes nothing. Prints the library versions, the load average (``os.getloadavg()``) at the start, after
+each repeat and at the end, the measured float32 matmul peak, and a Markdown table, one row per model, of
+the median training iterations per second of
 
 - **JAX**: ``bce_gan.train.train_steps``, the whole iteration (D step, then G step on fresh noise, Adam on
   both) in one jitted function, the state donated, K iterations per call under ``lax.scan``;
@@ -25,9 +27,9 @@ table (FLOPs per iteration, K, min–max over repeats, PyTorch thread counts, co
 CPU-second, the tuned loop's fraction of peak) and a check against the targets of the issue. Both PyTorch
 columns are skipped with ``--no-torch`` or when ``import torch`` fails (as in CI).
 
-The models (``COURSE_MLP``, ``TOY_2D``): the course MLP GAN on 28×28×1 images (z 64; G 64→128→256→512→1024 with
-BatchNorm + ReLU → 784 sigmoid; D 784→512→256→128 with LeakyReLU 0.2 → 1 logit), Adam lr 1e-5, betas
-(0.9, 0.999), at each m of ``--batch-sizes``; and the PacGAN 2-D GAN (G 2→4×400 BatchNorm ReLU→2; D 3
+The models (``COURSE_MLP``, ``TOY_2D``): the course MLP GAN on 28×28×1 images (z 64; G
+64→128→256→512→1024 with BatchNorm + ReLU → 784 sigmoid; D 784→512→256→128 with LeakyReLU 0.2 → 1
+logit), Adam lr 1e-5, betas (0.9, 0.999), at each m of ``--batch-sizes``; and the PacGAN 2-D GAN (G 2→4×400 BatchNorm ReLU→2; D 3
 maxout layers of 200 units × 5 pieces → 1, N(0, 0.02) init), Adam lr 1e-4, betas (0.8, 0.999), m = 100.
 BatchNorm momentum 0.1 (PyTorch's convention) and eps 1e-5 on both sides. Real batches are drawn by index
 from an in-memory array: uniform noise of ``--num-examples`` images (no download) for the MLP, ``ring8``
@@ -206,6 +208,8 @@ def _param_count(params: Any) -> int:
 
 @dataclasses.dataclass
 class Variant:
+    """One way of training one model at one m ("JAX", "course" or "tuned"), timed as a whole."""
+
     name: str
     run: Callable[[int], None]  # run(units) blocks until the work is done
     iters_per_unit: int
@@ -451,7 +455,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def build_case(model: Model, batch_size: int, data: jax.Array, torch: Any, args: argparse.Namespace, peak_flops_s: float) -> Case:
+def build_case(
+    model: Model, batch_size: int, data: jax.Array, torch: Any, args: argparse.Namespace, peak_flops_s: float
+) -> Case:
     """Compiles and warms up the variants of one model at one m; prints one line about them."""
     flops = matmul_flops_per_iteration(model, batch_size)
     num_steps = max(1, math.ceil(args.call_seconds * peak_flops_s / flops))

@@ -33,8 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", default=None, help="a count (3 = seeds 0,1,2) or a comma list (0,5,9)")
     parser.add_argument("--workdir", default=None, help="output folder (default runs/sweep/<preset>)")
     parser.add_argument("--overwrite", action="store_true", help="delete a different sweep found in --workdir")
-    parser.add_argument("--executor", default="auto", choices=("auto", "vmap", "map"),
-                        help="how a population's members run: vmapped, or one after another in one program")
+    parser.add_argument("--executor", default="auto", choices=("auto", "vmap", "map", "loop"),
+                        help="how a population's members run: vmapped, one after another in one program (map), or one "
+                        "program called per member (loop)")
     parser.add_argument("--parallel", type=int, default=None,
                         help="populations trained at the same time (default: one per CPU core on CPU, else 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
