@@ -77,14 +77,21 @@ def test_members_with_other_shapes_are_refused(tmp_path):
 
 
 def test_executor_choice():
-    small = train.create_gan(TrainConfig(model_options=SMALL_TOY, batch_size=64), (2,))
     course = train.create_gan(TrainConfig(dataset="mnist", model="mlp", batch_size=128), (28, 28, 1))
-    assert population.choose_executor(small, platform="cpu") == "vmap"
     assert population.choose_executor(course, platform="cpu") == "map"
     assert population.choose_executor(course, platform="gpu") == "vmap"
     assert population.choose_executor(course, "vmap", platform="cpu") == "vmap"
     with pytest.raises(ValueError, match="executor"):
         population.choose_executor(course, "pmap")
+
+
+def test_loop_executor_equals_solo(data):
+    configs = _member_configs([1e-3, 3e-3], [0, 1])
+    states, metrics = _population(configs, data, "loop")
+    solo_state, solo_metrics = _solo(configs[1], data)
+    np.testing.assert_array_equal(metrics["d_loss"][1], solo_metrics["d_loss"])  # the solo program itself
+    for a, b in zip(jax.tree.leaves(jax.tree.map(lambda x: x[1], states.g_params)), jax.tree.leaves(solo_state.g_params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 _SHARDED_SCRIPT = textwrap.dedent(
