@@ -1,7 +1,7 @@
 """Train one GAN: ``python -m experiments.train [--preset NAME] [--option VALUE ...]``.
 
 With no flags: the ``ring8`` preset (8 Gaussians, the small 2-D GAN, lr 1e-3, m 64, 6,000 steps), about
-30 s on a 2-core laptop CPU. Presets live in ``experiments/configs/`` (``--list-presets``); every
+20 s on a 2-core laptop CPU. Presets live in ``experiments/configs/`` (``--list-presets``); every
 option of :class:`bce_gan.train.TrainConfig` is a flag, e.g.
 
     python -m experiments.train --preset course_digits --learning-rate 1e-4 --num-steps 2000

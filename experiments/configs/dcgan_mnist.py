@@ -3,7 +3,7 @@
 lr 2e-4, betas (0.5, 0.999), m = 128, z 64, weights N(0, 0.02), pixels in [-1, 1], tanh output.
 Needs MNIST prepared in TFDS.
 
-    python -m experiments.train --preset dcgan_mnist        # ~1 h on a 2-core CPU (minutes on a GPU)
+    python -m experiments.train --preset dcgan_mnist        # not timed here: estimated ~1 h on a 2-core CPU
 """
 
 
