@@ -34,9 +34,11 @@ __all__ = ["Run", "SweepMismatch", "expand_grid", "plan_sweep", "group_populatio
 # Short names in run ids.
 _ABBREVIATIONS = {"learning_rate": "lr", "batch_size": "m", "seed": "seed", "adam_b1": "b1", "adam_b2": "b2"}
 # Metrics of the summary table, in this order (those the runs have).
-SUMMARY_METRICS = ("modes", "high_quality", "reverse_kl", "d_loss", "g_loss", "d_real", "d_fake")
+SUMMARY_METRICS = ("modes", "high_quality", "reverse_kl", "fd", "fd_baseline", "kid", "class_kl", "classes_hit",
+                   "d_loss", "g_loss", "d_real", "d_fake")
 # Metrics with a heatmap, and whether higher is better.
-HEATMAP_METRICS = {"modes": True, "high_quality": True, "reverse_kl": False, "d_loss": None, "g_loss": None}
+HEATMAP_METRICS = {"modes": True, "high_quality": True, "reverse_kl": False, "fd": False, "kid": False,
+                   "class_kl": False, "d_loss": None, "g_loss": None}
 
 
 class SweepMismatch(ValueError):
@@ -59,7 +61,22 @@ def _format_value(value: Any) -> str:
 
 
 def make_run_id(swept: Mapping[str, Any]) -> str:
-    return "_".join(f"{_ABBREVIATIONS.get(k, k)}={_format_value(v)}" for k, v in swept.items())
+    def short(key: str) -> str:
+        return _ABBREVIATIONS.get(key, key.rpartition(".")[2])
+
+    return "_".join(f"{short(k)}={_format_value(v)}" for k, v in swept.items())
+
+
+def _with_swept(base: Mapping[str, Any], swept: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with the swept values set; ``"field.key"`` sets one key of a dict option."""
+    values = dict(base)
+    for key, value in swept.items():
+        field, dot, sub = key.partition(".")
+        if dot:
+            values[field] = {**values.get(field, {}), sub: value}
+        else:
+            values[key] = value
+    return values
 
 
 def expand_grid(grid: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -79,12 +96,13 @@ def plan_sweep(base: Mapping[str, Any], grid: Mapping[str, Any], *, dataset_size
 
     Args:
       base: options shared by all runs (a preset's ``get_config()`` with overrides).
-      grid: option -> list of values. Nested options are not swept.
+      grid: option -> list of values. A nested option is named with a dot:
+        ``"model_options.pack": [1, 2, 4]``.
       dataset_size: if given, an m larger than the dataset is refused.
     """
     runs = []
     for swept in expand_grid(grid):
-        config = TrainConfig.from_dict({**base, **swept}).validate()
+        config = TrainConfig.from_dict(_with_swept(base, swept)).validate()
         if dataset_size is not None and config.batch_size > dataset_size:
             raise ValueError(f"batch_size={config.batch_size} is larger than the dataset ({dataset_size} examples)")
         runs.append(Run(make_run_id(swept), config, swept))
@@ -123,7 +141,7 @@ def _check_definition(workdir: str, definition: dict, overwrite: bool) -> None:
 
 def result_row(run: Run, population_id: str, final: Mapping[str, Any]) -> dict[str, Any]:
     row = {"run_id": run.run_id, "population": population_id}
-    row.update({k: v for k, v in run.swept.items() if k not in ("model_options", "dataset_options")})
+    row.update({k.rpartition(".")[2]: v for k, v in run.swept.items() if k not in ("model_options", "dataset_options")})
     row.setdefault("learning_rate", run.config.learning_rate)
     row.setdefault("batch_size", run.config.batch_size)
     row.setdefault("seed", run.config.seed)
@@ -225,10 +243,11 @@ def run_sweep(
     rows.sort(key=lambda row: order[row["run_id"]])
     report.write_results_csv(os.path.join(workdir, "results.csv"), rows)
     metrics = [m for m in SUMMARY_METRICS if rows and m in rows[0]]
-    summary = report.summarize(rows, metrics=metrics)
-    table = report.write_summary(workdir, summary, metrics=metrics)
+    by = tuple(k.rpartition(".")[2] for k in grid if k != "seed") or ("learning_rate", "batch_size")
+    summary = report.summarize(rows, by=by, metrics=metrics)
+    table = report.write_summary(workdir, summary, metrics=metrics, by=by)
     for metric, higher in HEATMAP_METRICS.items():
-        if rows and metric in rows[0]:
+        if rows and metric in rows[0] and set(by) == {"learning_rate", "batch_size"}:
             report.plot_heatmap(summary, metric, os.path.join(workdir, f"heatmap_{metric}.png"),
                                 higher_is_better=higher)
     report.plot_curves(workdir, rows, os.path.join(workdir, "curves.png"))
