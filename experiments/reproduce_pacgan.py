@@ -72,15 +72,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per row (default 10, quick 3)")
     parser.add_argument("--num-steps", type=int, default=None, help="steps per run (default 20,000, quick 3,000)")
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--datasets", default="ring8,grid25", help="comma list of: ring8, grid25")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     seeds = args.seeds or (3 if args.quick else 10)
     steps = args.num_steps or (3000 if args.quick else 20_000)
     workdir = args.workdir or ("runs/reproduce_pacgan_quick" if args.quick else "runs/reproduce_pacgan")
-    packs = {d: sorted(k for (ds, k) in PUBLISHED if ds == d) if args.quick else [1, 2, 3, 4] for d in CONFIGS}
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    unknown = sorted(set(datasets) - set(CONFIGS))
+    if unknown or not datasets:
+        print(f"error: --datasets: unknown {unknown}; allowed: {', '.join(CONFIGS)}", file=sys.stderr)
+        return 2
+    packs = {d: sorted(k for (ds, k) in PUBLISHED if ds == d) if args.quick else [1, 2, 3, 4] for d in datasets}
 
     rows_by_config = {}
-    for dataset, get_config in CONFIGS.items():
+    for dataset in datasets:
+        get_config = CONFIGS[dataset]
         base = dict(get_config(), num_steps=steps, log_every=min(500, steps), checkpoint_every=min(5000, steps))
         grid = {"model_options.pack": packs[dataset], "seed": list(range(seeds))}
         print(f"{dataset}: packing {packs[dataset]} x {seeds} seeds, {steps} steps")

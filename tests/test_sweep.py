@@ -161,3 +161,11 @@ def test_kill_and_resume_gives_the_uninterrupted_results(tmp_path):
 
     subprocess.run(_sweep_cmd(killed), check=True, cwd=root, env=env, capture_output=True, timeout=600)
     assert _rows_without_times(killed / "results.csv") == _rows_without_times(tmp_path / "straight" / "results.csv")
+
+
+def test_nested_options_can_be_swept():
+    runs = sweep.plan_sweep({**BASE, "model_options": {**SMALL_TOY, "pack": 1}}, {"model_options.pack": [1, 2], "seed": [0]})
+    assert [r.run_id for r in runs] == ["pack=1_seed=0", "pack=2_seed=0"]
+    assert [r.config.model_options["pack"] for r in runs] == [1, 2]
+    assert runs[1].config.model_options["hidden"] == SMALL_TOY["hidden"]
+    assert len(sweep.group_populations(runs)) == 2  # packing changes D's input shape
