@@ -182,6 +182,9 @@ def train_population(
         raise ValueError("the members of a population must share every option but " + ", ".join(MEMBER_FIELDS))
     for config in configs:
         config.validate()
+        if config.mesh is not None:
+            raise ValueError(f"mesh={config.mesh!r}: data-parallel runs are not supported in sweeps yet; run them one by "
+                             "one with python -m experiments.train --mesh ...")
     dataset = dataset if dataset is not None else train.load_data(first)
     gan = train.create_gan(first, dataset.shape)
     executor = choose_executor(gan, executor)
@@ -232,7 +235,7 @@ def train_population(
                 np.save(f, samples[i])
             report.save_samples(samples[i], os.path.join(run_dir, "samples.png"), dataset=dataset, title=os.path.basename(run_dir))
             final = dict(rows[i][-1]) if rows[i] else {"step": step}
-            final.update(train.evaluate_samples(samples[i], dataset))
+            final.update(train.evaluate_samples(samples[i], dataset, configs[i]))
             final.update(
                 diverged=bool(diverged_steps[i] >= 0),
                 diverged_step=int(diverged_steps[i]),

@@ -26,11 +26,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx, struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bce_gan import io, losses, models
 
 __all__ = [
     "LOSSES",
+    "COMPUTE_DTYPES",
     "TrainConfig",
     "GANDef",
     "GANState",
@@ -39,11 +41,16 @@ __all__ = [
     "init_state",
     "train_step",
     "train_steps",
+    "parse_mesh",
+    "create_mesh",
+    "compile_train_steps",
     "generate",
     "train_and_evaluate",
 ]
 
 LOSSES = ("non_saturating", "minimax")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+DATA_AXIS = "data"
 
 
 class TrainingDiverged(FloatingPointError):
@@ -88,7 +95,14 @@ class TrainConfig:
     checkpoint_every: int = 1000  # 0: a checkpoint at the end only
     num_samples: int = 2500  # generated samples for the final metrics and pictures
     tensorboard: bool = True
+    image_metrics: bool = True  # score image samples with the dataset's classifier (trained and cached on first use)
     data_dir: str | None = None
+    # Data parallelism: "data=N" splits each mini-batch of m over N devices (m stays the global batch
+    # size; BatchNorm statistics and loss means stay global). None: one device.
+    mesh: str | None = None
+    # Computation dtype of both networks ("bfloat16": mixed precision). Parameters, optimizer state,
+    # BatchNorm statistics and the BCE stay float32.
+    compute_dtype: str = "float32"
 
     @property
     def g_lr(self) -> float:
@@ -148,7 +162,28 @@ class TrainConfig:
         pack = self.model_options.get("pack", self.model_options.get("d_pack", 1))
         if self.batch_size % pack:
             raise ValueError(f"batch_size={self.batch_size} must be a multiple of pack={pack}")
+        need(self.compute_dtype in COMPUTE_DTYPES, "compute_dtype", f"allowed: {', '.join(COMPUTE_DTYPES)}")
+        if self.compute_dtype != "float32":
+            clash = sorted({"dtype", "g_dtype", "d_dtype"} & set(self.model_options))
+            need(not clash, "compute_dtype", f"set either compute_dtype or model_options {clash}, not both")
+        data = parse_mesh(self.mesh)  # ValueError naming the option
+        if self.batch_size % data:
+            raise ValueError(f"batch_size={self.batch_size} is not divisible by the data axis ({self.mesh})")
+        if data > 1 and jax.device_count() % data:
+            raise ValueError(
+                f"mesh={self.mesh!r} is invalid: {data} does not divide the {jax.device_count()} visible devices"
+            )
         return self
+
+
+def parse_mesh(mesh: str | None) -> int:
+    """The number of devices of the data axis of a ``mesh`` option (``"data=N"``; None: 1)."""
+    if mesh is None:
+        return 1
+    name, sep, count = mesh.partition("=") if isinstance(mesh, str) else ("", "", "")
+    if name.strip() != DATA_AXIS or not sep or not count.strip().isdigit() or int(count) < 1:
+        raise ValueError(f"mesh={mesh!r} is invalid: expected 'data=N' with N a positive integer, or None")
+    return int(count)
 
 
 def _is_int(value: Any) -> bool:
@@ -205,9 +240,10 @@ def _adam(learning_rate: float, b1: float, b2: float) -> optax.GradientTransform
 
 def create_gan(config: TrainConfig, data_shape: tuple[int, ...]) -> GANDef:
     """The static GAN definition for ``config`` and samples of ``data_shape``."""
-    model_fn = functools.partial(
-        models.create_models, config.model, tuple(data_shape), z_dim=config.z_dim, **config.model_options
-    )
+    options = dict(config.model_options)
+    if config.compute_dtype != "float32":  # float32 passes nothing: the same program as before the option
+        options["dtype"] = config.compute_dtype
+    model_fn = functools.partial(models.create_models, config.model, tuple(data_shape), z_dim=config.z_dim, **options)
     g, d = nnx.eval_shape(lambda: model_fn(rngs=nnx.Rngs(0)))
     return GANDef(
         g_graphdef=nnx.graphdef(g),
@@ -261,7 +297,7 @@ def generate(gan: GANDef, state: GANState, key: jax.Array, num_samples: int) -> 
 
 
 def train_step(
-    state: GANState, batch: jax.Array, key: jax.Array, *, gan: GANDef
+    state: GANState, batch: jax.Array, key: jax.Array, *, gan: GANDef, latent_sharding: NamedSharding | None = None
 ) -> tuple[GANState, dict[str, jax.Array]]:
     """One GAN update: ``n_disc`` discriminator steps, then one generator step.
 
@@ -270,6 +306,8 @@ def train_step(
       batch: ``[n_disc, m, *data_shape]`` real examples, one mini-batch per discriminator step.
       key: this step's key.
       gan: the static definition (bound with ``functools.partial``).
+      latent_sharding: data parallelism: how each ``[m, z_dim]`` latent batch is split over devices
+        (along m); None: no constraint (one device).
 
     Returns:
       The new state and scalar metrics: ``d_loss``, ``g_loss``, ``d_real`` (mean D(x) as a
@@ -277,11 +315,16 @@ def train_step(
     """
     m = gan.batch_size
     *d_keys, g_key = jax.random.split(key, gan.n_disc + 1)
+
+    def latent(key):
+        z = models.sample_latent(key, m, gan.z_dim)
+        return z if latent_sharding is None else jax.lax.with_sharding_constraint(z, latent_sharding)
+
     g_rest, d_params, d_rest, d_opt_state = state.g_rest, state.d_params, state.d_rest, state.d_opt_state
 
     # Discriminator: real → 1, fake → 0; the generator's output is a constant here.
     for real, d_key in zip(batch, d_keys, strict=True):
-        fake, g_rest = _apply(gan.g_graphdef, state.g_params, g_rest, models.sample_latent(d_key, m, gan.z_dim))
+        fake, g_rest = _apply(gan.g_graphdef, state.g_params, g_rest, latent(d_key))
         fake = jax.lax.stop_gradient(fake)
 
         # Everything a loss function touches is passed in as an argument (not closed over), so that
@@ -299,7 +342,7 @@ def train_step(
         d_params = optax.apply_updates(d_params, d_updates)
 
     # Generator: fresh noise, the discriminator's parameters held fixed.
-    z = models.sample_latent(g_key, m, gan.z_dim)
+    z = latent(g_key)
 
     def g_loss_fn(g_params, g_rest, d_params, d_rest, z):
         fake, new_g_rest = _apply(gan.g_graphdef, g_params, g_rest, z)
@@ -324,8 +367,9 @@ def train_step(
     metrics = {
         "d_loss": d_loss,
         "g_loss": g_loss,
-        "d_real": jnp.mean(jax.nn.sigmoid(real_logits_B)),
-        "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits_B)),
+        # (astype: a no-op in float32; bfloat16 logits give float32 metrics)
+        "d_real": jnp.mean(jax.nn.sigmoid(real_logits_B.astype(jnp.float32))),
+        "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits_B.astype(jnp.float32))),
         "d_grad_norm": optax.tree.norm(d_grads),
         "g_grad_norm": optax.tree.norm(g_grads),
     }
@@ -333,7 +377,14 @@ def train_step(
 
 
 def train_steps(
-    state: GANState, data: jax.Array, key: jax.Array, *, gan: GANDef, num_steps: int, freeze_on_divergence: bool = False
+    state: GANState,
+    data: jax.Array,
+    key: jax.Array,
+    *,
+    gan: GANDef,
+    num_steps: int,
+    freeze_on_divergence: bool = False,
+    batch_sharding: NamedSharding | None = None,
 ) -> tuple[GANState, dict[str, jax.Array]]:
     """``num_steps`` train steps under ``jax.lax.scan``; mini-batches drawn from ``data`` inside.
 
@@ -348,17 +399,29 @@ def train_steps(
         run is frozen at the start of the chunk in which it diverged (populations use this, so that a
         member's divergence leaves the others untouched; a single run stops on the host instead).
         One select per call, not per step: per step it cost ~30% of a small GAN's step time.
+      batch_sharding: data parallelism (static): how each ``[n_disc, m, *data_shape]`` mini-batch is
+        split over devices, e.g. ``NamedSharding(mesh, P(None, "data"))``; the latent batches are split
+        the same way along m. XLA's SPMD partitioner then splits every activation along m and
+        all-reduces the means (BatchNorm statistics and losses stay those of the global batch).
+        None: no constraint, the one-device program.
 
     Returns:
       The state after the steps and the metrics of each step, each ``[num_steps]``.
     """
     n = data.shape[0]
+    step_fn = functools.partial(train_step, gan=gan)
+    if batch_sharding is not None:
+        latent_spec = PartitionSpec(*batch_sharding.spec[1:2])  # the m axis of [n_disc, m, ...]
+        step_fn = functools.partial(step_fn, latent_sharding=NamedSharding(batch_sharding.mesh, latent_spec))
 
     def body(state, _):
         batch_key, step_key = jax.random.split(jax.random.fold_in(key, state.step))
         # Sampling with replacement, by index: no input pipeline, and a resumed run sees the same batches.
         index = jax.random.randint(batch_key, (gan.n_disc, gan.batch_size), 0, n)
-        new_state, metrics = train_step(state, data[index], step_key, gan=gan)
+        batch = data[index]
+        if batch_sharding is not None:
+            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+        new_state, metrics = step_fn(state, batch, step_key)
         if freeze_on_divergence:
             first_bad = (state.diverged_step < 0) & ~(jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"]))
             new_state = new_state.replace(diverged_step=jnp.where(first_bad, state.step, state.diverged_step))
@@ -375,6 +438,32 @@ def train_steps(
 # ---------------------------------------------------------------------------------------------
 # The host loop.
 # ---------------------------------------------------------------------------------------------
+
+
+def create_mesh(config: TrainConfig) -> Mesh | None:
+    """The 1-D ``("data",)`` mesh over the first N devices of ``config.mesh = "data=N"``; None without one."""
+    if config.mesh is None:
+        return None
+    count = parse_mesh(config.mesh)
+    devices = jax.devices()
+    if count > len(devices) or len(devices) % count:
+        raise ValueError(f"mesh={config.mesh!r} is invalid: {count} does not divide the {len(devices)} visible devices")
+    return Mesh(np.array(devices[:count]), (DATA_AXIS,))
+
+
+def compile_train_steps(gan: GANDef, num_steps: int, mesh: Mesh | None = None) -> Callable:
+    """``jax.jit`` of :func:`train_steps` (state donated). With a mesh, the state, data and metrics are
+    replicated over its devices and each mini-batch is split along m (the ``"data"`` axis)."""
+    if mesh is None:
+        return jax.jit(functools.partial(train_steps, gan=gan, num_steps=num_steps), donate_argnums=0)
+    batch_sharding = NamedSharding(mesh, PartitionSpec(None, DATA_AXIS))
+    steps = functools.partial(train_steps, gan=gan, num_steps=num_steps, batch_sharding=batch_sharding)
+    return jax.jit(steps, donate_argnums=0, out_shardings=NamedSharding(mesh, PartitionSpec()))
+
+
+def replicate(tree: Any, mesh: Mesh | None) -> Any:
+    """``tree`` copied onto every device of ``mesh`` (unchanged without one)."""
+    return tree if mesh is None else jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
 
 
 def run_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -419,15 +508,27 @@ def load_data(config: TrainConfig, split: str = "train"):
     )
 
 
-def evaluate_samples(samples: np.ndarray, dataset) -> dict[str, float]:
-    """Final sample-quality metrics: for 2-D mixtures, modes / high-quality fraction / reverse KL."""
-    modes = dataset.info.get("modes")
-    if modes is None:
-        return {}
-    from bce_gan import metrics  # noqa: PLC0415
+def evaluate_samples(samples: np.ndarray, dataset, config: TrainConfig | None = None) -> dict[str, Any]:
+    """Final sample-quality metrics.
 
-    result = metrics.mode_metrics(jnp.asarray(samples), jnp.asarray(modes, jnp.float32), dataset.info["std"])
-    return {name: float(value) for name, value in result.items()}
+    2-D mixtures: modes captured, high-quality fraction, reverse KL (``metrics.mode_metrics``).
+    Images (unless ``config.image_metrics`` is False): Fréchet distance and KID on the penultimate
+    features of the dataset's classifier against held-out real images, each with its real-vs-real
+    baseline, the class-histogram KL to uniform and classes hit (``classifier.image_metrics``).
+    """
+    modes = dataset.info.get("modes")
+    if modes is not None:
+        from bce_gan import metrics  # noqa: PLC0415
+
+        result = metrics.mode_metrics(jnp.asarray(samples), jnp.asarray(modes, jnp.float32), dataset.info["std"])
+        return {name: float(value) for name, value in result.items()}
+    if dataset.value_range is None or (config is not None and not config.image_metrics):
+        return {}
+    from bce_gan import classifier  # noqa: PLC0415
+
+    return classifier.image_metrics(
+        samples, dataset.name, value_range=dataset.value_range, data_dir=None if config is None else config.data_dir
+    )
 
 
 class Checkpoints:
@@ -461,12 +562,17 @@ class Checkpoints:
 
 
 def check_workdir_config(workdir: str, config_dict: dict[str, Any], *, ignore: tuple[str, ...] = ("num_steps",)) -> None:
-    """Refuses to resume a workdir written for other settings (``num_steps`` may grow)."""
+    """Refuses to resume a workdir written for other settings (``num_steps`` may grow).
+
+    An option missing from an older ``config.json`` counts as its default (options added later, such
+    as ``mesh`` and ``compute_dtype``, do not make older runs unresumable).
+    """
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return
     with open(path, encoding="utf-8") as f:
         old = json.load(f)
+    old = {**{k: v for k, v in TrainConfig().to_dict().items() if k in config_dict}, **old}
     changed = sorted(k for k in set(old) | set(config_dict) if k not in ignore and old.get(k) != config_dict.get(k))
     if changed:
         details = "; ".join(f"{k}: {old.get(k)!r} -> {config_dict.get(k)!r}" for k in changed)
@@ -502,8 +608,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str, *, progress: bool = Fa
     io.write_json(os.path.join(workdir, "config.json"), config_dict)
 
     gan = create_gan(config, dataset.shape)
+    mesh = create_mesh(config)
     init_key, train_key, sample_key = run_keys(config.seed)
-    state = jax.jit(functools.partial(init_state, gan))(init_key)
+    state = replicate(jax.jit(functools.partial(init_state, gan))(init_key), mesh)  # before restore: its sharding
     checkpoints = Checkpoints(workdir)
     if checkpoints.latest_step() is not None:
         state = checkpoints.restore(state)
@@ -511,11 +618,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str, *, progress: bool = Fa
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     rows = [row for row in io.read_jsonl(metrics_path) if row["step"] <= start]
 
-    data = jnp.asarray(dataset.x)
-    run = {
-        k: jax.jit(functools.partial(train_steps, gan=gan, num_steps=k), donate_argnums=0)
-        for k in sorted(set(chunk_lengths(start, config.num_steps, config.log_every)))
-    }
+    data = replicate(jnp.asarray(dataset.x), mesh)
+    run = {k: compile_train_steps(gan, k, mesh) for k in sorted(set(chunk_lengths(start, config.num_steps, config.log_every)))}
     sample_fn = jax.jit(functools.partial(generate, gan, num_samples=config.num_samples))
     writer = None
     if config.tensorboard:
@@ -562,7 +666,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str, *, progress: bool = Fa
         with io.atomic_path(os.path.join(workdir, "samples.npy")) as tmp, open(tmp, "wb") as f:
             np.save(f, samples)
         final = dict(rows[-1]) if rows else {"step": step}
-        final.update(evaluate_samples(samples, dataset))
+        final.update(evaluate_samples(samples, dataset, config))
         io.write_json(os.path.join(workdir, "final.json"), final)
         return final
     finally:

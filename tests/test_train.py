@@ -171,15 +171,20 @@ def test_config_round_trips_through_json():
 )
 def test_few_steps_on_each_dataset_family(tmp_path, dataset, model, options):
     config = TrainConfig(dataset=dataset, model=model, model_options=options, batch_size=16, num_steps=4,
-                         log_every=2, num_samples=16, tensorboard=False, data_dir=str(tmp_path / "tfds"))
+                         log_every=2, num_samples=40, tensorboard=False, data_dir=str(tmp_path / "tfds"),
+                         image_metrics=model == "mlp")
     final = train.train_and_evaluate(config, str(tmp_path / "run"))
     assert final["step"] == 4 and math.isfinite(final["d_loss"])
     assert (tmp_path / "run" / "samples_4.png").exists()
+    if model == "mlp":  # images scored by the digits classifier, beside the real-vs-real baseline
+        assert final["fd"] > final["fd_baseline"] > 0 and final["num_samples"] == 40
+    elif model == "toy":
+        assert {"modes", "high_quality", "reverse_kl"} <= set(final)
 
 
 def test_few_steps_on_mocked_mnist(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
-    config = TrainConfig(dataset="mnist", model="mlp", model_options=TINY_MLP, batch_size=8, num_steps=2,
+    config = TrainConfig(dataset="mnist", model="mlp", model_options=TINY_MLP, batch_size=8, num_steps=2, image_metrics=False,
                          log_every=1, num_samples=8, tensorboard=False, data_dir=str(tmp_path / "tfds"))
     with tfds.testing.mock_data(num_examples=32):
         final = train.train_and_evaluate(config, str(tmp_path / "run"))
