@@ -421,17 +421,16 @@ def train_steps(
         batch = data[index]
         if batch_sharding is not None:
             batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-        new_state, metrics = step_fn(state, batch, step_key)
-        if freeze_on_divergence:
-            first_bad = (state.diverged_step < 0) & ~(jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"]))
-            new_state = new_state.replace(diverged_step=jnp.where(first_bad, state.step, state.diverged_step))
-        return new_state, metrics
+        return step_fn(state, batch, step_key)
 
     end_state, metrics = jax.lax.scan(body, state, length=num_steps)
-    if freeze_on_divergence:
-        frozen = end_state.diverged_step >= 0
+    if freeze_on_divergence:  # after the loop, from the metrics: the loop body stays the solo one
+        bad = ~(jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"]))
+        newly = (state.diverged_step < 0) & jnp.any(bad)
+        diverged_step = jnp.where(newly, state.step + jnp.argmax(bad).astype(state.step.dtype), state.diverged_step)
+        frozen = diverged_step >= 0
         kept = jax.tree.map(lambda end, start: jnp.where(frozen, start, end), end_state, state)
-        end_state = kept.replace(step=end_state.step, diverged_step=end_state.diverged_step)
+        end_state = kept.replace(step=end_state.step, diverged_step=diverged_step)
     return end_state, metrics
 
 

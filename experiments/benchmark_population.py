@@ -1,7 +1,7 @@
 """Population executors against members run one after another: ``python -m experiments.benchmark_population``.
 
-For P members (default 8) of two models, the 2-D GAN of the default sweep (ring8, m 64) and the course
-MLP GAN (28x28, m 128, synthetic data), times K training steps of:
+For P members (default 8) of three models, the 2-D GAN of the default sweep (ring8, m 64), PacGAN's 2-D
+GAN (m 100) and the course MLP GAN (28x28, m 128, synthetic data), times K training steps of:
 
 * ``solo``: P separate jitted runs, one after another (what a plain loop over configurations does);
 * ``vmap``: one program, members vmapped;
@@ -33,6 +33,11 @@ MODELS = {
         TrainConfig(model_options=dict(hidden=(128, 128), batchnorm=False, maxout_pieces=1, init_std=None), batch_size=64),
         (2,),
     ),
+    "pacgan": (
+        TrainConfig(model_options=dict(hidden=(400,) * 4, batchnorm=True, maxout_pieces=5, init_std=0.02),
+                    batch_size=100, learning_rate=1e-4, adam_b1=0.8),
+        (2,),
+    ),
     "mlp": (TrainConfig(dataset="mnist", model="mlp", batch_size=128, learning_rate=1e-4), (28, 28, 1)),
 }
 
@@ -54,8 +59,12 @@ def bench_model(config: TrainConfig, shape, members: int, steps: int, repeats: i
     pop_runs = {e: population.make_population_steps(gan, steps, e) for e in ("vmap", "map", "loop")}
     pop_states = {e: population.init_population(gan, configs) for e in pop_runs}
 
-    def solo():
-        return [solo_run(s, data, k)[1]["d_loss"] for s, k in zip(solo_states, train_keys, strict=True)]
+    def solo():  # each run advances, as the population variants do
+        out = []
+        for i, key in enumerate(train_keys):
+            solo_states[i], metrics = solo_run(solo_states[i], data, key)
+            out.append(metrics["d_loss"])
+        return out
 
     def pop(executor):
         def run():
@@ -80,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=100, help="training steps per timed call (K)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", default=",".join(MODELS), help="comma list of: toy (the 2-D GAN of the default "
-                        "sweep, m 64), mlp (the course MLP GAN, m 128)")
+                        "sweep, m 64), pacgan (PacGAN's 2-D GAN, m 100), mlp (the course MLP GAN, m 128)")
     args = parser.parse_args(argv)
     print(f"jax {jax.__version__}, {jax.devices()[0].platform} x{len(jax.devices())}, load {os.getloadavg()}")
     print(f"{args.members} members, {args.steps} steps per call, median of {args.repeats}\n")
