@@ -7,7 +7,7 @@ init, Adam lr 1e-4, beta1 0.8, m = 100, 2,500 generated samples, VEEGAN's metric
 high-quality samples within 3 std, reverse KL). Each (dataset, k) is one population over seeds,
 trained by the sweep engine (``bce_gan.sweep``).
 
-    python -m experiments.reproduce_pacgan --quick     # published rows only, 3 seeds, 2,000 steps (README: time)
+    python -m experiments.reproduce_pacgan --quick     # published rows only, 2 seeds, 2,000 steps (README: time)
     python -m experiments.reproduce_pacgan             # k = 1..4 on both, 10 seeds, 20,000 steps: estimated ~7 h on 2 cores (~64 member-steps/s)
 
 Prints, per row, our mean ± standard error next to the published values, and writes the table to
@@ -68,14 +68,14 @@ def table(rows_by_config: dict) -> tuple[str, list[dict]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.reproduce_pacgan", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="the 4 published rows, 3 seeds, 2,000 steps")
+    parser.add_argument("--quick", action="store_true", help="the 4 published rows, 2 seeds, 2,000 steps")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per row (default 10, quick 3)")
     parser.add_argument("--num-steps", type=int, default=None, help="steps per run (default 20,000, quick 3,000)")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--datasets", default="ring8,grid25", help="comma list of: ring8, grid25")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    seeds = args.seeds or (3 if args.quick else 10)
+    seeds = args.seeds or (2 if args.quick else 10)
     steps = args.num_steps or (2000 if args.quick else 20_000)
     workdir = args.workdir or ("runs/reproduce_pacgan_quick" if args.quick else "runs/reproduce_pacgan")
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
