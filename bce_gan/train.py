@@ -17,7 +17,6 @@ import functools
 import json
 import math
 import os
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 

@@ -31,7 +31,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from bce_gan import io, train
 from bce_gan.train import TrainConfig

@@ -3,7 +3,6 @@
 import functools
 import json
 import math
-import os
 
 import jax
 import jax.numpy as jnp
