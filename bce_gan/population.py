@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from bce_gan import io, train
+from bce_gan import distributed, io, train
 from bce_gan.train import GANDef, GANState, TrainConfig
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "choose_executor",
     "init_population",
     "make_population_steps",
+    "population_mesh",
     "train_population",
 ]
 
@@ -92,31 +93,41 @@ def init_population(gan: GANDef, configs: Sequence[TrainConfig]) -> GANState:
     )
 
 
-def make_population_steps(gan: GANDef, num_steps: int, executor: str, num_shards: int = 1) -> Callable:
+def make_population_steps(gan: GANDef, num_steps: int, executor: str, mesh: Mesh | None = None) -> Callable:
     """A jitted ``(states[P], data, keys[P]) -> (states, metrics[P, num_steps])``.
 
-    ``num_shards`` is the number of devices the member axis is split over (P a multiple of it);
-    with ``"map"`` each shard runs its members one after another.
+    ``mesh``: a :func:`population_mesh`: the member axis is split over its ``"members"`` axis (P a
+    multiple of its size; with ``"map"`` each device runs its members one after another) and each
+    member's mini-batch of m over its ``"data"`` axis, as in a data-parallel single run.
     """
-    steps = functools.partial(train.train_steps, gan=gan, num_steps=num_steps, freeze_on_divergence=True)
+    members = 1 if mesh is None else mesh.shape[train.MEMBERS_AXIS]
+    batch_sharding = None
+    if mesh is not None and mesh.shape[train.DATA_AXIS] > 1:
+        batch_sharding = NamedSharding(mesh, PartitionSpec(None, train.DATA_AXIS))
+    steps = functools.partial(train.train_steps, gan=gan, num_steps=num_steps, freeze_on_divergence=True,
+                              batch_sharding=batch_sharding)
+    # Under vmap a sharding constraint inside gets the member axis too: split over "members".
+    spmd_axis = None if mesh is None else train.MEMBERS_AXIS
     if executor == "vmap":
-        run = jax.vmap(steps, in_axes=(0, None, 0))
+        run = jax.vmap(steps, in_axes=(0, None, 0), spmd_axis_name=spmd_axis)
     elif executor == "map":
 
         def run(states, data, keys):
             def shard(states, keys):
                 return jax.lax.map(lambda member: steps(member[0], data, member[1]), (states, keys))
 
-            if num_shards == 1:  # (a vmap over an axis of 1 would turn every matmul into a slower batched one)
+            if members == 1:  # (a vmap over an axis of 1 would turn every matmul into a slower batched one)
                 return shard(states, keys)
 
             def split(x):
-                return x.reshape(num_shards, x.shape[0] // num_shards, *x.shape[1:])
+                return x.reshape(members, x.shape[0] // members, *x.shape[1:])
 
-            out = jax.vmap(shard)(jax.tree.map(split, states), split(keys))
+            out = jax.vmap(shard, spmd_axis_name=spmd_axis)(jax.tree.map(split, states), split(keys))
             return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), out)
 
     elif executor == "loop":
+        if members > 1:
+            raise ValueError(f"executor='loop' runs members one at a time; its mesh has members={members} (use 1)")
         # One solo program, called once per member from the host: exactly the sequential baseline,
         # compiled once for all members (their learning rates live in their optimizer states).
         solo = jax.jit(steps, donate_argnums=0)
@@ -128,21 +139,46 @@ def make_population_steps(gan: GANDef, num_steps: int, executor: str, num_shards
         return run_loop
     else:
         raise ValueError(f"executor={executor!r}; allowed: vmap, map, loop")
-    return jax.jit(run, donate_argnums=0)
+    if mesh is None:
+        return jax.jit(run, donate_argnums=0)
+    by_member = NamedSharding(mesh, PartitionSpec(train.MEMBERS_AXIS))
+    return jax.jit(run, donate_argnums=0, out_shardings=(by_member, by_member))
 
 
-def member_mesh(num_members: int) -> Mesh | None:
-    """A 1-D mesh ``("members",)`` over as many devices as evenly split the members (None for 1)."""
+def population_mesh(num_members: int, batch_size: int, mesh: str | None = None, executor: str = "map") -> Mesh | None:
+    """The 2-D ``("members", "data")`` mesh of a population (None: one device).
+
+    ``mesh`` is the runs' ``mesh`` option and may fix either axis (``"members=M,data=N"``, ``"data=N"``);
+    what it leaves open (all of it for None and ``"auto"``) is chosen from the visible devices D:
+    first as many devices for the members as divide P (members need no communication), then for the
+    data axis as many of the remaining ``D / M`` as divide m. ``executor="loop"`` keeps members at 1.
+
+    Raises:
+      ValueError: a fixed axis does not divide P (members) or needs more devices than are visible.
+    """
+    sizes = train.parse_mesh(mesh)
     devices = jax.devices()
-    count = max(d for d in range(1, len(devices) + 1) if num_members % d == 0)
-    return None if count == 1 else Mesh(np.array(devices[:count]), ("members",))
+    fixed_data = sizes.get(train.DATA_AXIS, 1)
+    members = sizes.get(train.MEMBERS_AXIS)
+    if members is None:
+        members = 1 if executor == "loop" else train.largest_divisor(num_members, len(devices) // fixed_data)
+    if num_members % members:
+        raise ValueError(f"mesh={mesh!r}: members={members} does not divide the population's {num_members} members")
+    data = sizes.get(train.DATA_AXIS) or train.largest_divisor(batch_size, len(devices) // members)
+    if members * data > len(devices):
+        raise ValueError(f"mesh={mesh!r} needs {members * data} devices, and {len(devices)} are visible")
+    if jax.process_count() > 1 and members * data != len(devices):
+        raise ValueError(f"mesh={mesh!r}: a multi-process sweep must use all {len(devices)} devices; this population "
+                         f"({num_members} members, m={batch_size}) fills {members} x {data}")
+    if members * data == 1:
+        return None
+    return Mesh(np.array(devices[: members * data]).reshape(members, data), train.MESH_AXES)
 
 
 def _shard(tree: Any, mesh: Mesh | None) -> Any:
     if mesh is None:
         return tree
-    sharding = NamedSharding(mesh, PartitionSpec("members"))
-    return jax.device_put(tree, sharding)
+    return distributed.put(tree, NamedSharding(mesh, PartitionSpec(train.MEMBERS_AXIS)))
 
 
 def _member(tree: Any, i: int) -> Any:
@@ -182,41 +218,40 @@ def train_population(
         raise ValueError("the members of a population must share every option but " + ", ".join(MEMBER_FIELDS))
     for config in configs:
         config.validate()
-        if config.mesh is not None:
-            raise ValueError(f"mesh={config.mesh!r}: data-parallel runs are not supported in sweeps yet; run them one by "
-                             "one with python -m experiments.train --mesh ...")
     dataset = dataset if dataset is not None else train.load_data(first)
     gan = train.create_gan(first, dataset.shape)
     executor = choose_executor(gan, executor)
-    mesh = member_mesh(len(configs))
-    num_shards = 1 if mesh is None else mesh.devices.size
+    mesh = population_mesh(len(configs), first.batch_size, first.mesh, executor)
+    primary = distributed.is_primary()  # process 0 writes the results
 
     for config, run_dir in zip(configs, run_dirs, strict=True):
         os.makedirs(run_dir, exist_ok=True)
         train.check_workdir_config(run_dir, config.to_dict())
-        io.write_json(os.path.join(run_dir, "config.json"), config.to_dict())
+        if primary:
+            io.write_json(os.path.join(run_dir, "config.json"), config.to_dict())
 
     states = _shard(init_population(gan, configs), mesh)
     checkpoints = train.Checkpoints(population_dir)
     try:
         if checkpoints.latest_step() is not None:
             states = checkpoints.restore(states)
-        start = int(np.asarray(states.step)[0])
+        start = int(distributed.to_host(states.step)[0])
         rows = [[r for r in io.read_jsonl(os.path.join(d, "metrics.jsonl")) if r["step"] <= start] for d in run_dirs]
         keys = _shard(jnp.stack([train.run_keys(c.seed)[1] for c in configs]), mesh)
-        data = jnp.asarray(dataset.x)
+        data = train.replicate(np.asarray(dataset.x), mesh)
         lengths = train.chunk_lengths(start, first.num_steps, first.log_every)
-        run = {k: make_population_steps(gan, k, executor, num_shards) for k in set(lengths)}
+        run = {k: make_population_steps(gan, k, executor, mesh) for k in set(lengths)}
 
         began = time.perf_counter()
         step = start
         for length in lengths:
             states, metrics = run[length](states, data, keys)
-            metrics = jax.device_get(metrics)
+            metrics = distributed.to_host(metrics)
             step += length
             for i, run_dir in enumerate(run_dirs):
                 rows[i].append(train.summarize_chunk(_member(metrics, i), step))
-                io.write_jsonl(os.path.join(run_dir, "metrics.jsonl"), rows[i])
+                if primary:
+                    io.write_jsonl(os.path.join(run_dir, "metrics.jsonl"), rows[i])
             if first.checkpoint_every and step % first.checkpoint_every == 0 and step < first.num_steps:
                 checkpoints.save(step, states)
             if on_steps is not None:
@@ -227,13 +262,9 @@ def train_population(
 
         sample_keys = jnp.stack([train.run_keys(c.seed)[2] for c in configs])
         sample = jax.jit(jax.vmap(functools.partial(train.generate, gan, num_samples=first.num_samples)))
-        samples = np.asarray(sample(states, sample_keys))
-        diverged_steps = np.asarray(states.diverged_step)
+        samples, diverged_steps = distributed.to_host((sample(states, sample_keys), states.diverged_step))
         finals = []
         for i, run_dir in enumerate(run_dirs):
-            with io.atomic_path(os.path.join(run_dir, "samples.npy")) as tmp, open(tmp, "wb") as f:
-                np.save(f, samples[i])
-            report.save_samples(samples[i], os.path.join(run_dir, "samples.png"), dataset=dataset, title=os.path.basename(run_dir))
             final = dict(rows[i][-1]) if rows[i] else {"step": step}
             final.update(train.evaluate_samples(samples[i], dataset, configs[i]))
             final.update(
@@ -241,8 +272,14 @@ def train_population(
                 diverged_step=int(diverged_steps[i]),
                 wall_time_s=round(wall_time, 3),
                 executor=executor,
+                mesh=train.describe_mesh(mesh),
             )
-            io.write_json(os.path.join(run_dir, "final.json"), final)
+            if primary:
+                with io.atomic_path(os.path.join(run_dir, "samples.npy")) as tmp, open(tmp, "wb") as f:
+                    np.save(f, samples[i])
+                report.save_samples(samples[i], os.path.join(run_dir, "samples.png"), dataset=dataset,
+                                    title=os.path.basename(run_dir))
+                io.write_json(os.path.join(run_dir, "final.json"), final)
             finals.append(final)
         return finals
     finally:

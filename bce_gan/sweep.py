@@ -26,10 +26,10 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bce_gan import io, population, train
+from bce_gan import distributed, io, population, train
 from bce_gan.train import TrainConfig
 
-__all__ = ["Run", "SweepMismatch", "expand_grid", "plan_sweep", "group_populations", "run_sweep", "HEATMAP_METRICS"]
+__all__ = ["Run", "SweepMismatch", "expand_grid", "grid_keys", "plan_sweep", "group_populations", "run_sweep", "HEATMAP_METRICS"]
 
 # Short names in run ids.
 _ABBREVIATIONS = {"learning_rate": "lr", "batch_size": "m", "seed": "seed", "adam_b1": "b1", "adam_b2": "b2"}
@@ -79,16 +79,35 @@ def _with_swept(base: Mapping[str, Any], swept: Mapping[str, Any]) -> dict[str, 
     return values
 
 
+def grid_keys(grid: Mapping[str, Any]) -> list[str]:
+    """The option names of a grid: ``"a,b"`` (options swept together) counts as ``a`` and ``b``."""
+    return [name.strip() for key in grid for name in key.split(",")]
+
+
 def expand_grid(grid: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The cartesian product of the grid's lists (a scalar is a list of one), in the grid's key order."""
-    keys = list(grid)
-    values = [v if isinstance(v, (list, tuple)) else [v] for v in grid.values()]
-    for key, options in zip(keys, values, strict=True):
+    """The cartesian product of the grid's lists (a scalar is a list of one), in the grid's key order.
+
+    A key naming several options, ``"model_options.pack,batch_size": [(1, 100), (2, 200)]``, sweeps
+    them together: each value is a tuple with one entry per option (PacGAN keeps 100 packs per step).
+    """
+    axes = []
+    for key, options in grid.items():
+        names = [name.strip() for name in key.split(",")]
+        options = list(options) if isinstance(options, (list, tuple)) else [options]
         if not options:
             raise ValueError(f"the sweep over {key} has no values")
         if len(set(map(repr, options))) != len(options):
-            raise ValueError(f"the sweep over {key} repeats a value: {list(options)}")
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
+            raise ValueError(f"the sweep over {key} repeats a value: {options}")
+        if len(names) > 1:
+            bad = [v for v in options if not isinstance(v, (list, tuple)) or len(v) != len(names)]
+            if bad:
+                raise ValueError(f"the sweep over {key} needs {len(names)} values per entry (one per option); got {bad[0]!r}")
+            axes.append([dict(zip(names, value, strict=True)) for value in options])
+        else:
+            axes.append([{names[0]: value} for value in options])
+    if len(set(grid_keys(grid))) != len(grid_keys(grid)):
+        raise ValueError(f"the sweep names an option twice: {grid_keys(grid)}")
+    return [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*axes)]
 
 
 def plan_sweep(base: Mapping[str, Any], grid: Mapping[str, Any], *, dataset_size: int | None = None) -> list[Run]:
@@ -97,7 +116,7 @@ def plan_sweep(base: Mapping[str, Any], grid: Mapping[str, Any], *, dataset_size
     Args:
       base: options shared by all runs (a preset's ``get_config()`` with overrides).
       grid: option -> list of values. A nested option is named with a dot:
-        ``"model_options.pack": [1, 2, 4]``.
+        ``"model_options.pack": [1, 2, 4]``; options swept together share a key, ``"a,b": [(a1, b1), ...]``.
       dataset_size: if given, an m larger than the dataset is refused.
     """
     runs = []
@@ -124,7 +143,9 @@ def group_populations(runs: Sequence[Run]) -> dict[str, list[Run]]:
     return named
 
 
-def _check_definition(workdir: str, definition: dict, overwrite: bool) -> None:
+def _check_definition(workdir: str, definition: dict, overwrite: bool, *, write: bool = True) -> None:
+    """Refuses a workdir holding another sweep (or deletes it, with ``overwrite``); records this one.
+    ``write=False`` (processes other than 0 of a multi-process sweep) only checks."""
     path = os.path.join(workdir, "sweep.json")
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
@@ -135,8 +156,11 @@ def _check_definition(workdir: str, definition: dict, overwrite: bool) -> None:
                     f"{workdir} holds a different sweep (see its sweep.json); use another --workdir, "
                     "or --overwrite to delete it and start again"
                 )
-            shutil.rmtree(workdir)
-    io.write_json(path, definition)
+            if write:
+                shutil.rmtree(workdir)
+    if write:
+        os.makedirs(workdir, exist_ok=True)
+        io.write_json(path, definition)
 
 
 def result_row(run: Run, population_id: str, final: Mapping[str, Any]) -> dict[str, Any]:
@@ -172,14 +196,19 @@ def run_sweep(
       progress: show tqdm bars.
       log: where the summary table is printed.
     """
+    import jax  # noqa: PLC0415
+
     from bce_gan import report  # noqa: PLC0415
 
     runs = plan_sweep(base, grid)
     dataset = train.load_data(runs[0].config)
     runs = plan_sweep(base, grid, dataset_size=dataset.x.shape[0])
     groups = group_populations(runs)
-    os.makedirs(workdir, exist_ok=True)
-    _check_definition(workdir, {"base": dict(runs[0].config.to_dict(), **{k: None for k in grid}), "grid": grid}, overwrite)
+    primary = distributed.is_primary()  # in a multi-process sweep process 0 writes the files
+    progress = progress and primary
+    definition = {"base": dict(runs[0].config.to_dict(), **{k: None for k in grid_keys(grid)}), "grid": grid}
+    _check_definition(workdir, definition, overwrite, write=primary)
+    distributed.barrier("sweep definition checked")
 
     def run_dirs(members):
         return [os.path.join(workdir, "runs", r.run_id) for r in members]
@@ -193,6 +222,14 @@ def run_sweep(
     # Largest populations first: with several workers the sweep ends when the longest queue does.
     todo.sort(key=lambda p: -len(groups[p]) * groups[p][0].config.batch_size * groups[p][0].config.num_steps)
     workers = max(1, min(parallel or default_parallelism(), len(todo) or 1))
+    if jax.process_count() > 1:
+        workers = 1  # every process must launch the same programs in the same order
+    for pop_id in todo:
+        members = groups[pop_id]
+        mesh = population.population_mesh(len(members), members[0].config.batch_size, members[0].config.mesh,
+                                           population.choose_executor(None, executor))
+        if mesh is not None:  # (one device: nothing to report)
+            log(f"population {pop_id}: {len(members)} runs on mesh {train.describe_mesh(mesh)}")
 
     bar = None
     if progress:
@@ -241,9 +278,11 @@ def run_sweep(
 
     order = {r.run_id: i for i, r in enumerate(runs)}
     rows.sort(key=lambda row: order[row["run_id"]])
+    if not primary:
+        return rows
     report.write_results_csv(os.path.join(workdir, "results.csv"), rows)
     metrics = [m for m in SUMMARY_METRICS if rows and m in rows[0]]
-    by = tuple(k.rpartition(".")[2] for k in grid if k != "seed") or ("learning_rate", "batch_size")
+    by = tuple(k.rpartition(".")[2] for k in grid_keys(grid) if k != "seed") or ("learning_rate", "batch_size")
     summary = report.summarize(rows, by=by, metrics=metrics)
     table = report.write_summary(workdir, summary, metrics=metrics, by=by)
     for metric, higher in HEATMAP_METRICS.items():

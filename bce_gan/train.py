@@ -17,6 +17,7 @@ import functools
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -41,6 +42,7 @@ __all__ = [
     "train_step",
     "train_steps",
     "parse_mesh",
+    "describe_mesh",
     "create_mesh",
     "compile_train_steps",
     "generate",
@@ -49,7 +51,7 @@ __all__ = [
 
 LOSSES = ("non_saturating", "minimax")
 COMPUTE_DTYPES = ("float32", "bfloat16")
-DATA_AXIS = "data"
+MEMBERS_AXIS, DATA_AXIS = MESH_AXES = ("members", "data")
 
 
 class TrainingDiverged(FloatingPointError):
@@ -97,7 +99,9 @@ class TrainConfig:
     image_metrics: bool = True  # score image samples with the dataset's classifier (trained and cached on first use)
     data_dir: str | None = None
     # Data parallelism: "data=N" splits each mini-batch of m over N devices (m stays the global batch
-    # size; BatchNorm statistics and loss means stay global). None: one device.
+    # size; BatchNorm statistics and loss means stay global); "auto": over as many of the visible devices
+    # as divide m. None: one device (in a multi-process run: "auto"). Sweeps also take "members=M,data=N"
+    # (population members over M devices, each member's batch over N); for them None means "auto".
     mesh: str | None = None
     # Computation dtype of both networks ("bfloat16": mixed precision). Parameters, optimizer state,
     # BatchNorm statistics and the BCE stay float32.
@@ -165,24 +169,46 @@ class TrainConfig:
         if self.compute_dtype != "float32":
             clash = sorted({"dtype", "g_dtype", "d_dtype"} & set(self.model_options))
             need(not clash, "compute_dtype", f"set either compute_dtype or model_options {clash}, not both")
-        data = parse_mesh(self.mesh)  # ValueError naming the option
-        if self.batch_size % data:
+        sizes = parse_mesh(self.mesh)  # ValueError naming the option
+        if self.batch_size % sizes.get(DATA_AXIS, 1):
             raise ValueError(f"batch_size={self.batch_size} is not divisible by the data axis ({self.mesh})")
-        if data > 1 and jax.device_count() % data:
+        if math.prod(sizes.values()) > jax.device_count():
             raise ValueError(
-                f"mesh={self.mesh!r} is invalid: {data} does not divide the {jax.device_count()} visible devices"
+                f"mesh={self.mesh!r} is invalid: it needs {math.prod(sizes.values())} devices, and "
+                f"{jax.device_count()} are visible"
             )
         return self
 
 
-def parse_mesh(mesh: str | None) -> int:
-    """The number of devices of the data axis of a ``mesh`` option (``"data=N"``; None: 1)."""
-    if mesh is None:
-        return 1
-    name, sep, count = mesh.partition("=") if isinstance(mesh, str) else ("", "", "")
-    if name.strip() != DATA_AXIS or not sep or not count.strip().isdigit() or int(count) < 1:
-        raise ValueError(f"mesh={mesh!r} is invalid: expected 'data=N' with N a positive integer, or None")
-    return int(count)
+def parse_mesh(mesh: str | None) -> dict[str, int]:
+    """The axis sizes a ``mesh`` option fixes.
+
+    ``None`` and ``"auto"`` fix none (``{}``); ``"data=N"`` gives ``{"data": N}``; sweeps also take
+    ``"members=M"`` and ``"members=M,data=N"``.
+
+    Raises:
+      ValueError: naming the option and the allowed forms.
+    """
+    if mesh is None or mesh == "auto":
+        return {}
+    error = ValueError(
+        f"mesh={mesh!r} is invalid: expected 'auto', 'data=N', or for sweeps 'members=M' or 'members=M,data=N', "
+        "with M and N positive integers; or None"
+    )
+    if not isinstance(mesh, str):
+        raise error
+    sizes = {}
+    for part in mesh.split(","):
+        name, sep, count = (text.strip() for text in part.partition("="))
+        if name not in MESH_AXES or name in sizes or not sep or not count.isdigit() or int(count) < 1:
+            raise error
+        sizes[name] = int(count)
+    return sizes
+
+
+def largest_divisor(n: int, limit: int) -> int:
+    """The largest divisor of ``n`` that is at most ``limit`` (at least 1)."""
+    return max(d for d in range(1, max(1, min(n, limit)) + 1) if n % d == 0)
 
 
 def _is_int(value: Any) -> bool:
@@ -439,14 +465,36 @@ def train_steps(
 
 
 def create_mesh(config: TrainConfig) -> Mesh | None:
-    """The 1-D ``("data",)`` mesh over the first N devices of ``config.mesh = "data=N"``; None without one."""
-    if config.mesh is None:
+    """The 1-D ``("data",)`` mesh of a single run (None: one device).
+
+    ``"data=N"``: the first N devices. ``"auto"`` (and None in a multi-process run): as many devices
+    as divide m. A multi-process mesh must span every process's devices.
+    """
+    sizes = parse_mesh(config.mesh)
+    multi_process = jax.process_count() > 1
+    if config.mesh is None and not multi_process:
         return None
-    count = parse_mesh(config.mesh)
+    if sizes.get(MEMBERS_AXIS, 1) > 1:
+        raise ValueError(f"mesh={config.mesh!r}: a members axis is for sweeps; a single run takes 'data=N' or 'auto'")
     devices = jax.devices()
-    if count > len(devices) or len(devices) % count:
-        raise ValueError(f"mesh={config.mesh!r} is invalid: {count} does not divide the {len(devices)} visible devices")
+    count = sizes.get(DATA_AXIS) or largest_divisor(config.batch_size, len(devices))
+    if count > len(devices):
+        raise ValueError(f"mesh={config.mesh!r} is invalid: it needs {count} devices, and {len(devices)} are visible")
+    if multi_process and count != len(devices):
+        raise ValueError(f"mesh={config.mesh!r} with m={config.batch_size}: a multi-process run must use all "
+                         f"{len(devices)} devices of its {jax.process_count()} processes (m divisible by {len(devices)})")
+    if DATA_AXIS not in sizes and count == 1:
+        return None
     return Mesh(np.array(devices[:count]), (DATA_AXIS,))
+
+
+def describe_mesh(mesh: Mesh | None) -> str:
+    """E.g. ``"members=4,data=2 (8 cpu devices)"``; ``"none"`` without a mesh."""
+    if mesh is None:
+        return "none"
+    count, kind = mesh.devices.size, mesh.devices.flat[0].platform
+    axes = ",".join(f"{name}={size}" for name, size in mesh.shape.items())
+    return f"{axes} ({count} {kind} device{'' if count == 1 else 's'})"
 
 
 def compile_train_steps(gan: GANDef, num_steps: int, mesh: Mesh | None = None) -> Callable:
@@ -460,8 +508,37 @@ def compile_train_steps(gan: GANDef, num_steps: int, mesh: Mesh | None = None) -
 
 
 def replicate(tree: Any, mesh: Mesh | None) -> Any:
-    """``tree`` copied onto every device of ``mesh`` (unchanged without one)."""
-    return tree if mesh is None else jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+    """``tree`` copied onto every device of ``mesh`` (without one: onto the default device). In a
+    multi-process run every process must pass the same values (host NumPy arrays, or arrays replicated
+    already)."""
+    if mesh is None:
+        return jax.device_put(tree)
+    from bce_gan import distributed  # noqa: PLC0415
+
+    return distributed.put(tree, _replicated(mesh))
+
+
+def _replicated(mesh: Mesh | None) -> NamedSharding | None:
+    return None if mesh is None else NamedSharding(mesh, PartitionSpec())
+
+
+class ProcessLog:
+    """``<workdir>/logs/process_<i>.jsonl`` in a multi-process run: one line per host call of this
+    process (step, wall time, its devices and the losses it saw); nothing in a single-process run."""
+
+    def __init__(self, workdir: str, mesh: Mesh | None):
+        self.path = None
+        if jax.process_count() > 1:
+            self.path = os.path.join(workdir, "logs", f"process_{jax.process_index()}.jsonl")
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self.began = time.perf_counter()
+            self.write({"event": "start", "process": jax.process_index(), "processes": jax.process_count(),
+                        "local_devices": [str(d) for d in jax.local_devices()], "mesh": describe_mesh(mesh)})
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps({**row, "wall_s": round(time.perf_counter() - self.began, 3)}) + "\n")
 
 
 def run_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -594,21 +671,24 @@ def train_and_evaluate(config: TrainConfig, workdir: str, *, progress: bool = Fa
       TrainingDiverged: a loss became NaN or inf (the message names the step; the files keep the
         steps before it).
     """
-    from bce_gan import report  # noqa: PLC0415
+    from bce_gan import distributed, report  # noqa: PLC0415
 
     config.validate()
     dataset = load_data(config)
     if config.batch_size > dataset.x.shape[0]:
         raise ValueError(f"batch_size={config.batch_size} is larger than the dataset ({dataset.x.shape[0]} examples)")
+    mesh = create_mesh(config)
+    primary = distributed.is_primary()  # process 0 writes the results; every process its own log
     os.makedirs(workdir, exist_ok=True)
     config_dict = config.to_dict()
     check_workdir_config(workdir, config_dict)
-    io.write_json(os.path.join(workdir, "config.json"), config_dict)
+    if primary:
+        io.write_json(os.path.join(workdir, "config.json"), config_dict)
+    process_log = ProcessLog(workdir, mesh)
 
     gan = create_gan(config, dataset.shape)
-    mesh = create_mesh(config)
     init_key, train_key, sample_key = run_keys(config.seed)
-    state = replicate(jax.jit(functools.partial(init_state, gan))(init_key), mesh)  # before restore: its sharding
+    state = jax.jit(functools.partial(init_state, gan), out_shardings=_replicated(mesh))(init_key)  # before restore: its sharding
     checkpoints = Checkpoints(workdir)
     if checkpoints.latest_step() is not None:
         state = checkpoints.restore(state)
@@ -616,22 +696,23 @@ def train_and_evaluate(config: TrainConfig, workdir: str, *, progress: bool = Fa
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     rows = [row for row in io.read_jsonl(metrics_path) if row["step"] <= start]
 
-    data = replicate(jnp.asarray(dataset.x), mesh)
+    data = replicate(np.asarray(dataset.x), mesh)
     run = {k: compile_train_steps(gan, k, mesh) for k in sorted(set(chunk_lengths(start, config.num_steps, config.log_every)))}
-    sample_fn = jax.jit(functools.partial(generate, gan, num_samples=config.num_samples))
+    sample_fn = jax.jit(functools.partial(generate, gan, num_samples=config.num_samples), out_shardings=_replicated(mesh))
     writer = None
-    if config.tensorboard:
+    if config.tensorboard and primary:
         from tensorboardX import SummaryWriter  # noqa: PLC0415
 
         writer = SummaryWriter(os.path.join(workdir, "tb"))
 
     def save_pictures(state, step):
-        samples = np.asarray(sample_fn(state, sample_key))
-        report.save_samples(samples, os.path.join(workdir, f"samples_{step}.png"), dataset=dataset, title=f"step {step}")
+        samples = distributed.to_host(sample_fn(state, sample_key))
+        if primary:
+            report.save_samples(samples, os.path.join(workdir, f"samples_{step}.png"), dataset=dataset, title=f"step {step}")
         return samples
 
     bar = None
-    if progress:
+    if progress and primary:
         from tqdm import tqdm  # noqa: PLC0415
 
         bar = tqdm(total=config.num_steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
@@ -639,14 +720,16 @@ def train_and_evaluate(config: TrainConfig, workdir: str, *, progress: bool = Fa
         step = start
         for length in chunk_lengths(start, config.num_steps, config.log_every):
             state, metrics = run[length](state, data, train_key)
-            metrics = jax.device_get(metrics)
+            metrics = distributed.to_host(metrics)
             bad = first_bad_step(metrics, step)
             if bad is not None:
                 raise TrainingDiverged(bad, {k: float(np.asarray(v)[bad - step]) for k, v in metrics.items()})
             step += length
             row = summarize_chunk(metrics, step)
             rows.append(row)
-            io.write_jsonl(metrics_path, rows)
+            process_log.write(row)
+            if primary:
+                io.write_jsonl(metrics_path, rows)
             if writer is not None:
                 for name, value in row.items():
                     if name != "step":
@@ -661,11 +744,12 @@ def train_and_evaluate(config: TrainConfig, workdir: str, *, progress: bool = Fa
         if checkpoints.latest_step() != step:
             checkpoints.save(step, state)
         samples = save_pictures(state, step)
-        with io.atomic_path(os.path.join(workdir, "samples.npy")) as tmp, open(tmp, "wb") as f:
-            np.save(f, samples)
         final = dict(rows[-1]) if rows else {"step": step}
         final.update(evaluate_samples(samples, dataset, config))
-        io.write_json(os.path.join(workdir, "final.json"), final)
+        if primary:
+            with io.atomic_path(os.path.join(workdir, "samples.npy")) as tmp, open(tmp, "wb") as f:
+                np.save(f, samples)
+            io.write_json(os.path.join(workdir, "final.json"), final)
         return final
     finally:
         if bar is not None:

@@ -18,6 +18,8 @@ from bce_gan.train import TrainConfig
 
 # Fields that are not flags of their own (set through --model-option / --dataset-option).
 _DICT_FIELDS = ("model_options", "dataset_options")
+# Fields whose value may hold commas, so a sweep takes it whole (``--mesh members=2,data=4``).
+_WHOLE_VALUES = ("mesh", "data_dir")
 
 
 def _field_types() -> dict[str, type]:
@@ -83,6 +85,24 @@ def add_config_flags(parser: argparse.ArgumentParser, *, lists: bool) -> None:
     group.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE", help="dataset option, e.g. radius=2.0")
 
 
+def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that join this process to a multi-process (multi-host) run (``bce_gan.distributed``)."""
+    group = parser.add_argument_group("multi-process runs (one process per host; or BCE_GAN_* environment variables)")
+    group.add_argument("--coordinator-address", default=None, metavar="HOST:PORT", help="process 0's address and a free port")
+    group.add_argument("--num-processes", type=int, default=None, metavar="N", help="processes in the run")
+    group.add_argument("--process-id", type=int, default=None, metavar="I", help="this process, 0..N-1")
+    group.add_argument("--distributed", action="store_true",
+                       help="let jax.distributed find the three itself (Cloud TPU, SLURM, Open MPI, Kubernetes)")
+
+
+def init_distributed(args: argparse.Namespace) -> bool:
+    """Starts ``jax.distributed`` if the flags or environment ask for it (before JAX touches a device)."""
+    from bce_gan import distributed  # noqa: PLC0415
+
+    return distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
+                                  auto_detect=args.distributed)
+
+
 def overrides_from_args(args: argparse.Namespace, *, lists: bool) -> dict[str, Any]:
     """The options given on the command line: values, or lists of values if ``lists``."""
     out: dict[str, Any] = {}
@@ -90,7 +110,7 @@ def overrides_from_args(args: argparse.Namespace, *, lists: bool) -> dict[str, A
         text = getattr(args, name, None)
         if text is None:
             continue
-        if lists:
+        if lists and name not in _WHOLE_VALUES:
             values = [parse_scalar(name, part, kind) for part in text.split(",") if part.strip()]
             if not values:
                 raise ValueError(f"{flag(name)}: empty list")

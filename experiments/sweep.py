@@ -39,6 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, default=None,
                         help="populations trained at the same time (default: one per CPU core on CPU, else 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cli.add_distributed_flags(parser)
     cli.add_config_flags(parser, lists=True)
     return parser.parse_args(argv)
 
@@ -82,6 +83,7 @@ def sweep_from_args(args: argparse.Namespace) -> tuple[dict, dict]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        cli.init_distributed(args)
         base, grid = sweep_from_args(args)
         from bce_gan import sweep  # noqa: PLC0415
 

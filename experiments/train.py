@@ -28,6 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", default="ring8", help=f"one of: {', '.join(configs.PRESETS)} (default ring8)")
     parser.add_argument("--workdir", default=None, help="output folder (default runs/train/<preset>)")
     parser.add_argument("--list-presets", action="store_true", help="print the presets and exit")
+    cli.add_distributed_flags(parser)
     cli.add_config_flags(parser, lists=False)
     return parser.parse_args(argv)
 
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:16s} {configs.load(name).__doc__.strip().splitlines()[0]}")
         return 0
     try:
+        cli.init_distributed(args)
         preset = configs.load(args.preset)
         config = cli.build_config(preset.get_config(), cli.overrides_from_args(args, lists=False))
     except ValueError as e:

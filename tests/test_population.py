@@ -96,7 +96,7 @@ def test_loop_executor_equals_solo(data):
 
 _SHARDED_SCRIPT = textwrap.dedent(
     """
-    import json, jax, numpy as np
+    import json, re, jax, numpy as np
     from bce_gan import population, train
     from bce_gan.train import TrainConfig
     assert len(jax.devices()) == 8, jax.devices()
@@ -105,25 +105,62 @@ _SHARDED_SCRIPT = textwrap.dedent(
     gan = train.create_gan(configs[0], (2,))
     data = jax.random.normal(jax.random.key(0), (256, 2))
     keys = jax.numpy.stack([train.run_keys(c.seed)[1] for c in configs])
-    out = {}
+    out = {"auto": {f"{p}/{m}/{spec}": train.describe_mesh(population.population_mesh(p, m, spec))
+                    for p, m, spec in ((8, 16, None), (3, 16, None), (2, 16, "data=2"), (2, 6, "auto"), (1, 16, None))}}
     for executor in ("vmap", "map"):
-        mesh = population.member_mesh(len(configs))
-        shards = mesh.devices.size
-        sharded = population._shard(population.init_population(gan, configs), mesh)
-        states, _ = population.make_population_steps(gan, 10, executor, shards)(sharded, data, population._shard(keys, mesh))
-        assert len(states.step.sharding.device_set) == 8
-        plain, _ = population.make_population_steps(gan, 10, executor, 1)(population.init_population(gan, configs), data, keys)
-        out[executor] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-                            for a, b in zip(jax.tree.leaves(states), jax.tree.leaves(plain)))
+        plain, _ = population.make_population_steps(gan, 10, executor)(population.init_population(gan, configs), data, keys)
+        for spec in ("members=8", "members=4,data=2", "members=2,data=4"):
+            mesh = population.population_mesh(len(configs), 16, spec)
+            run = population.make_population_steps(gan, 10, executor, mesh)
+            sharded = population._shard(population.init_population(gan, configs), mesh)
+            shard_keys = population._shard(keys, mesh)
+            hlo = run.lower(sharded, data, shard_keys).compile().as_text()
+            states, _ = run(sharded, data, shard_keys)
+            diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                       for a, b in zip(jax.tree.leaves(states), jax.tree.leaves(plain)))
+            rows = 16 // mesh.shape["data"]
+            out[f"{executor} {spec}"] = dict(
+                diff=diff, devices=len(states.step.sharding.device_set), all_reduce="all-reduce" in hlo,
+                # the first hidden layer's activations per device: [m / data, 32]
+                shard_rows=bool(re.search(rf"f32\\[(\\d+,)?{rows},32\\]", hlo)) and (rows == 16 or not re.search(r"f32\\[(\\d+,)?16,32\\]", hlo)),
+            )
     print(json.dumps(out))
     """
 )
 
 
-def test_sharded_over_8_devices_equals_unsharded():
+@pytest.fixture(scope="module")
+def sharded_results():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
     result = subprocess.run([sys.executable, "-c", _SHARDED_SCRIPT], capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    diffs = json.loads(result.stdout.strip().splitlines()[-1])
-    assert diffs["map"] < 1e-5
-    assert diffs["vmap"] < 1e-5
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("executor", ["vmap", "map"])
+@pytest.mark.parametrize("spec", ["members=8", "members=4,data=2", "members=2,data=4"])
+def test_members_x_data_mesh_equals_unsharded(sharded_results, executor, spec):
+    # Not bitwise once m is split: the means over m become sums of per-device partial sums.
+    result = sharded_results[f"{executor} {spec}"]
+    assert result["diff"] < 1e-5, result
+    assert result["devices"] == 8
+    assert result["all_reduce"] == ("data=" in spec)  # only a data axis needs communication
+    assert result["shard_rows"]
+
+
+def test_population_mesh_default_split(sharded_results):
+    assert sharded_results["auto"] == {
+        "8/16/None": "members=8,data=1 (8 cpu devices)",  # members first: no communication
+        "3/16/None": "members=3,data=2 (6 cpu devices)",  # then the data axis from what is left
+        "2/16/data=2": "members=2,data=2 (4 cpu devices)",
+        "2/6/auto": "members=2,data=3 (6 cpu devices)",
+        "1/16/None": "members=1,data=8 (8 cpu devices)",
+    }
+
+
+def test_population_mesh_is_validated():
+    with pytest.raises(ValueError, match="members=3 does not divide the population's 4 members"):
+        population.population_mesh(4, 16, "members=3")
+    with pytest.raises(ValueError, match="needs 2 devices, and 1 are visible"):
+        population.population_mesh(4, 16, "members=2")
+    assert population.population_mesh(4, 16, None) is None  # one device here

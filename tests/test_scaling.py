@@ -120,12 +120,18 @@ def test_data_parallel_train_and_evaluate_resumes(mesh_results):
 def test_mesh_option_is_validated():
     with pytest.raises(ValueError, match=r"batch_size=30 is not divisible by the data axis \(data=8\)"):
         TrainConfig(batch_size=30, mesh="data=8").validate()
-    for bad in ("data", "data=0", "model=2", "data=x"):
+    for bad in ("data", "data=0", "model=2", "data=x", "data=2,data=2", "members=2;data=2", "", 4):
         with pytest.raises(ValueError, match="mesh="):
             TrainConfig(mesh=bad).validate()
-    with pytest.raises(ValueError, match="does not divide the 1 visible devices"):
+    with pytest.raises(ValueError, match="needs 2 devices, and 1 are visible"):
         TrainConfig(batch_size=64, mesh="data=2").validate()
     assert TrainConfig(mesh="data=1").validate().mesh == "data=1"
+    assert train.parse_mesh("members=2, data=4") == {"members": 2, "data": 4}
+    assert train.parse_mesh("auto") == train.parse_mesh(None) == {}
+    with pytest.raises(ValueError, match="a members axis is for sweeps"):
+        train.create_mesh(TrainConfig(mesh="members=1").replace(mesh="members=2"))
+    assert train.create_mesh(TrainConfig(mesh="auto")) is None  # one device: nothing to split
+    assert train.describe_mesh(train.create_mesh(TrainConfig(mesh="data=1"))) == "data=1 (1 cpu device)"
 
 
 def test_compute_dtype_is_validated():

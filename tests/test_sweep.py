@@ -169,3 +169,24 @@ def test_nested_options_can_be_swept():
     assert [r.config.model_options["pack"] for r in runs] == [1, 2]
     assert runs[1].config.model_options["hidden"] == SMALL_TOY["hidden"]
     assert len(sweep.group_populations(runs)) == 2  # packing changes D's input shape
+
+
+def test_options_can_be_swept_together():
+    grid = {"model_options.pack,batch_size": [(1, 16), (2, 32)], "seed": [0, 1]}
+    runs = sweep.plan_sweep({**BASE, "model_options": {**SMALL_TOY, "pack": 1}}, grid)
+    assert [r.run_id for r in runs] == ["pack=1_m=16_seed=0", "pack=1_m=16_seed=1", "pack=2_m=32_seed=0", "pack=2_m=32_seed=1"]
+    assert [(r.config.model_options["pack"], r.config.batch_size) for r in runs] == [(1, 16), (1, 16), (2, 32), (2, 32)]
+    assert sweep.grid_keys(grid) == ["model_options.pack", "batch_size", "seed"]
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ({"model_options.pack,batch_size": [(1, 16), 2]}, "2 values per entry"),
+        ({"model_options.pack,batch_size": [(1, 16, 3)]}, "2 values per entry"),
+        ({"batch_size,seed": [(16, 0)], "seed": [1]}, "names an option twice"),
+    ],
+)
+def test_bad_joint_sweeps_are_refused(grid, message):
+    with pytest.raises(ValueError, match=message):
+        sweep.expand_grid(grid)
