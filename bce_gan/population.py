@@ -12,8 +12,10 @@ so one ``jax.jit`` program trains them all:
   sequential baseline itself, compiled once per population.
 * ``executor="auto"`` (default): ``vmap`` on accelerators, ``map`` on CPU (see :func:`choose_executor`).
 
-The member axis is sharded over the available devices (``jax.sharding``): each device trains
-``P / D`` members. A member whose loss becomes NaN or inf is marked diverged with the step and
+A population runs on a 2-axis ``("members", "data")`` mesh (:func:`population_mesh`, ``jax.sharding``):
+the member axis is split over the first (each device row trains ``P / M`` members) and each member's
+mini-batch of m over the second, as in a data-parallel single run. In a multi-process run the mesh
+spans every process's devices and process 0 writes the files. A member whose loss becomes NaN or inf is marked diverged with the step and
 frozen at the start of the host call (``log_every`` steps) in which it diverged; the other members
 go on unaffected.
 """
@@ -198,7 +200,8 @@ def train_population(
 
     Each run directory gets ``config.json``, ``metrics.jsonl`` (as a solo run writes them),
     ``samples.npy``, ``samples.png`` and ``final.json`` (final metrics, ``diverged``, ``diverged_step``,
-    ``wall_time_s``: the population's training time).
+    ``wall_time_s``: the population's training time, ``mesh``: its split, e.g. ``"members=4,data=2 (8
+    gpu devices)"``).
 
     Args:
       configs: the members' configs; equal ``population_key``.
