@@ -2,7 +2,8 @@
 
 Ring of 8 Gaussians, radius 1, std 0.01; G 2 -> 4 x [400, BatchNorm, ReLU] -> 2; D 3 maxout layers of
 200 units x 5 pieces -> 1; weights N(0, 0.02); Adam lr 1e-4, beta1 0.8; m = 100. Packing: add
-``--model-option pack=2``.
+``--model-option pack=2 --batch-size 200`` (the paper's mini-batch is 100 packs of k points). 20,000
+steps; the paper trains 400,000 (``python -m experiments.reproduce_pacgan``).
 
     python -m experiments.train --preset pacgan_ring        # ~5 min on a 2-core CPU (64 it/s)
 """
