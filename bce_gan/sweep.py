@@ -26,6 +26,8 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax
+
 from bce_gan import distributed, io, population, train
 from bce_gan.train import TrainConfig
 
@@ -196,8 +198,6 @@ def run_sweep(
       progress: show tqdm bars.
       log: where the summary table is printed.
     """
-    import jax  # noqa: PLC0415
-
     from bce_gan import report  # noqa: PLC0415
 
     runs = plan_sweep(base, grid)
@@ -297,8 +297,6 @@ def run_sweep(
 
 def default_parallelism() -> int:
     """Populations to train at once: one per CPU core on a CPU backend, else one."""
-    import jax  # noqa: PLC0415
-
     if jax.default_backend() != "cpu":
         return 1
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
